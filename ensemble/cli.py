@@ -1,0 +1,56 @@
+"""The `ens` command group. Subcommands load lazily, so `ens blend` never imports torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ensemble import __version__
+from ensemble.errors import InputError
+
+# name -> "module:attribute" of a click command; modules import only when the command runs.
+# Keep one entry per line (helpers add theirs here).
+LAZY_COMMANDS: dict[str, str] = {
+    "score": "ensemble.commands.score:score",
+    "baseline": "ensemble.commands.baseline:baseline",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module_name, attribute = LAZY_COMMANDS[cmd_name].split(":")
+            return getattr(importlib.import_module(module_name), attribute)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except InputError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ens")
+def cli() -> None:
+    """ens: from a facial-landmark dataset to a blended, analysed submission.
+
+    \b
+    Typical session:
+      ens make-demo demo              # a small competition-format dataset
+      ens train-all --data demo       # train several backbones
+      ens blend --weights RUNS/scores.csv -o blend.csv
+      ens analyze --data demo --runs RUNS -o report
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(standalone_mode=True))

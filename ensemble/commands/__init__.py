@@ -1,0 +1,1 @@
+"""Click commands of the `ens` CLI, one module each."""

@@ -1,0 +1,438 @@
+"""Competition file formats: train landmarks (TSV), test_points.csv (TSV) and submissions (CSV).
+
+Every reader validates its input and raises `InputError` naming the file, the line (1-based,
+the header is line 1) and the problem. Every writer is atomic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ensemble.atomic import atomic_open, atomic_path
+from ensemble.errors import InputError
+
+FILE_COLUMN = "file_name"
+POINTS_COLUMN = "point_index_list"
+_CHUNK_ROWS = 4096
+
+
+def point_columns(n_points: int, prefix: str = "Point_M") -> list[str]:
+    """Header columns for `n_points` (x, y) pairs: Point_M0_X, Point_M0_Y, ..."""
+    return [f"{prefix}{i}_{axis}" for i in range(n_points) for axis in ("X", "Y")]
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """Landmarks of many images: file names and float32 points of shape (n, N, 2)."""
+
+    file_names: np.ndarray
+    points: np.ndarray
+
+    @property
+    def n_points(self) -> int:
+        """Number of landmarks per image (N)."""
+        return int(self.points.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.file_names)
+
+
+@dataclass(frozen=True)
+class TestPoints:
+    """Which landmark indices each test image is scored on: (n, K) int32, -1 pads ragged rows."""
+
+    file_names: np.ndarray
+    indices: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        """True where `indices` holds a real index (False on ragged padding)."""
+        return self.indices >= 0
+
+    def __len__(self) -> int:
+        return len(self.file_names)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission: file names and float64 values of shape (n, K, 2) (NaN = empty cell)."""
+
+    file_names: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.file_names)
+
+
+# ----------------------------------------------------------------------------------------------
+# shared checks
+
+
+def _read_header(path: Path, sep: str) -> list[str]:
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    with open(path, encoding="utf-8", newline="") as handle:
+        first = handle.readline()
+    if not first.strip():
+        raise InputError(path, "file is empty (expected a header line)", line=1)
+    return first.rstrip("\r\n").split(sep)
+
+
+def _parse_point_header(path: Path, header: list[str], prefix: str) -> int:
+    """Check `file_name, <prefix>0_X, <prefix>0_Y, ...` and return the number of points."""
+    if header[0] != FILE_COLUMN:
+        raise InputError(path, f"first column must be '{FILE_COLUMN}', found '{header[0]}'", 1)
+    n_values = len(header) - 1
+    if n_values == 0 or n_values % 2:
+        raise InputError(
+            path, f"header has {n_values} coordinate columns; expected an even, non-zero count", 1
+        )
+    expected = point_columns(n_values // 2, prefix)
+    for position, (got, want) in enumerate(zip(header[1:], expected, strict=True), start=2):
+        if got != want:
+            raise InputError(path, f"header column {position} is '{got}', expected '{want}'", 1)
+    return n_values // 2
+
+
+def _check_file_names(path: Path, names: pd.Series, first_line: int, seen: dict) -> None:
+    """Reject empty and duplicate file names; `seen` maps name -> line across chunks."""
+    blank = names.isna() | (names.astype(str).str.strip() == "")
+    if blank.any():
+        row = int(np.flatnonzero(blank.to_numpy())[0])
+        raise InputError(path, "empty file name", first_line + row)
+    for offset, name in enumerate(names.tolist()):
+        previous = seen.get(name)
+        if previous is not None:
+            raise InputError(
+                path,
+                f"duplicate file name '{name}' (first seen on line {previous})",
+                first_line + offset,
+            )
+        seen[name] = first_line + offset
+
+
+def _numeric_block(
+    path: Path, frame: pd.DataFrame, columns: Sequence[str], first_line: int, allow_missing: bool
+) -> np.ndarray:
+    """Convert the coordinate columns of a chunk to float64, with a precise error otherwise."""
+    block = frame[list(columns)]
+    for column in columns:
+        series = block[column]
+        if series.dtype.kind not in "fiu":
+            converted = pd.to_numeric(series, errors="coerce")
+            bad = converted.isna() & series.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise InputError(
+                    path,
+                    f"non-numeric value '{series.iloc[row]}' in column '{column}'",
+                    first_line + row,
+                )
+    values = block.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    missing = np.isnan(values)
+    if missing.any() and not allow_missing:
+        row, col = np.argwhere(missing)[0]
+        raise InputError(
+            path,
+            f"missing value in column '{columns[col]}' (empty cell or too few columns)",
+            first_line + int(row),
+        )
+    infinite = np.isinf(values)
+    if infinite.any():
+        row, col = np.argwhere(infinite)[0]
+        raise InputError(
+            path, f"non-finite value in column '{columns[col]}'", first_line + int(row)
+        )
+    return values
+
+
+def _reader(path: Path, sep: str, n_columns: int, header: list[str], chunksize: int | None):
+    """A pandas reader that keeps every line (blank lines are errors, not skipped)."""
+    return pd.read_csv(
+        path,
+        sep=sep,
+        header=0,
+        names=header,
+        usecols=range(n_columns),
+        dtype={FILE_COLUMN: str},
+        skip_blank_lines=False,
+        keep_default_na=False,
+        na_values=[""],
+        chunksize=chunksize,
+        engine="c",
+        on_bad_lines="error",
+        quoting=3,  # csv.QUOTE_NONE: the formats never quote
+    )
+
+
+_EXPECTED_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _translate_parser_error(path: Path, error: Exception) -> InputError:
+    match = _EXPECTED_FIELDS.search(str(error))
+    if match:
+        expected, line, saw = (int(g) for g in match.groups())
+        return InputError(path, f"expected {expected} columns, found {saw}", line)
+    return InputError(path, f"cannot parse: {error}")
+
+
+def _count_data_lines(path: Path) -> int:
+    """Number of lines after the header (a missing final newline is fine)."""
+    count = 0
+    last = b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
+            count += block.count(b"\n")
+            last = block[-1:]
+    if last != b"\n":
+        count += 1
+    return max(count - 1, 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# train landmarks
+
+
+def read_landmarks(
+    path: str | Path, allow_missing: bool = False, prefix: str = "Point_M"
+) -> Landmarks:
+    """Read a landmarks TSV (`file_name`, `Point_M0_X`, ...); N comes from the header.
+
+    Streams in chunks into one preallocated float32 array, so memory stays near the data size.
+    With `allow_missing`, empty cells become NaN (Kaggle Facial Keypoints); otherwise they are
+    errors.
+    """
+    path = Path(path)
+    header = _read_header(path, "\t")
+    n_points = _parse_point_header(path, header, prefix)
+    n_rows = _count_data_lines(path)
+    points = np.empty((n_rows, n_points, 2), dtype=np.float32)
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    columns = header[1:]
+    row = 0
+    try:
+        for chunk in _reader(path, "\t", len(header), header, _CHUNK_ROWS):
+            first_line = row + 2
+            _check_file_names(path, chunk[FILE_COLUMN], first_line, seen)
+            values = _numeric_block(path, chunk, columns, first_line, allow_missing)
+            points[row : row + len(chunk)] = values.reshape(len(chunk), n_points, 2)
+            names.extend(chunk[FILE_COLUMN].tolist())
+            row += len(chunk)
+    except pd.errors.ParserError as error:
+        raise _translate_parser_error(path, error) from None
+    if row == 0:
+        raise InputError(path, "no data rows after the header", 2)
+    return Landmarks(np.asarray(names, dtype=object), points[:row])
+
+
+class LandmarksWriter:
+    """Stream landmark rows to a TSV; the file appears atomically when the writer closes."""
+
+    def __init__(self, path: str | Path, n_points: int, integer: bool = False) -> None:
+        self._context = atomic_open(path, "w", encoding="utf-8", newline="")
+        self._handle = self._context.__enter__()
+        self._integer = integer
+        self._n_points = n_points
+        self._handle.write("\t".join([FILE_COLUMN, *point_columns(n_points)]) + "\n")
+
+    def write(self, file_names: Sequence[str], points: np.ndarray) -> None:
+        """Append rows: `points` has shape (len(file_names), N, 2)."""
+        points = np.asarray(points, dtype=np.float64)
+        if points.shape != (len(file_names), self._n_points, 2):
+            raise ValueError(f"points shape {points.shape} does not fit {self._n_points} points")
+        if not np.isfinite(points).all():
+            raise ValueError("refusing to write non-finite landmark coordinates")
+        flat = points.reshape(len(file_names), -1)
+        if self._integer:
+            flat = np.rint(flat).astype(np.int64)
+        frame = pd.DataFrame(flat)
+        frame.insert(0, FILE_COLUMN, list(file_names))
+        frame.to_csv(self._handle, sep="\t", header=False, index=False)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Finish the file (or discard it when `error` is given)."""
+        if error is None:
+            self._context.__exit__(None, None, None)
+        else:
+            self._context.__exit__(type(error), error, error.__traceback__)
+
+    def __enter__(self) -> LandmarksWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(exc)
+
+
+def write_landmarks(
+    path: str | Path, file_names: Sequence[str], points: np.ndarray, integer: bool = False
+) -> None:
+    """Write a landmarks TSV atomically (integers like the real data when `integer`)."""
+    points = np.asarray(points)
+    with LandmarksWriter(path, points.shape[1], integer=integer) as writer:
+        for start in range(0, len(file_names), _CHUNK_ROWS):
+            stop = start + _CHUNK_ROWS
+            writer.write(list(file_names[start:stop]), points[start:stop])
+
+
+# ----------------------------------------------------------------------------------------------
+# test_points.csv
+
+_LIST_PATTERN = r"\[\s*\d+(?:\s*,\s*\d+)*\s*,?\s*\]"
+
+
+def read_test_points(
+    path: str | Path, n_points: int | None = None, ragged: bool = False
+) -> TestPoints:
+    """Read `test_points.csv` (`file_name`, `point_index_list` like `[742, 385, ...]`).
+
+    Parses the list literals vectorised (no `eval`). Indices must be distinct within a row and,
+    when `n_points` is given, lie in [0, n_points). Rows must all have the same number of
+    indices unless `ragged`, in which case short rows are padded with -1.
+    """
+    path = Path(path)
+    header = _read_header(path, "\t")
+    if header != [FILE_COLUMN, POINTS_COLUMN]:
+        raise InputError(
+            path, f"header must be '{FILE_COLUMN}<TAB>{POINTS_COLUMN}', found {header!r}", 1
+        )
+    try:
+        frame = _reader(path, "\t", 2, header, None)
+        frame = frame.astype({POINTS_COLUMN: str}) if len(frame) else frame
+    except pd.errors.ParserError as error:
+        raise _translate_parser_error(path, error) from None
+    if len(frame) == 0:
+        raise InputError(path, "no data rows after the header", 2)
+    _check_file_names(path, frame[FILE_COLUMN], 2, {})
+    lists = frame[POINTS_COLUMN]
+    well_formed = lists.str.fullmatch(_LIST_PATTERN).fillna(False).to_numpy(dtype=bool)
+    if not well_formed.all():
+        row = int(np.flatnonzero(~well_formed)[0])
+        raise InputError(
+            path, f"point_index_list '{lists.iloc[row]}' is not a list like [1, 2, 3]", row + 2
+        )
+    bodies = lists.str.strip().str.strip("[]").str.strip().str.rstrip(",")
+    counts = bodies.str.count(",").to_numpy() + 1
+    flat = np.array(",".join(bodies.tolist()).split(","), dtype=np.int64)
+    indices = _rows_from_flat(path, flat, counts, ragged)
+    _check_index_rows(path, indices, n_points)
+    return TestPoints(frame[FILE_COLUMN].to_numpy(dtype=object), indices.astype(np.int32))
+
+
+def _rows_from_flat(path: Path, flat: np.ndarray, counts: np.ndarray, ragged: bool) -> np.ndarray:
+    width = int(counts.max())
+    if (counts == width).all():
+        return flat.reshape(len(counts), width)
+    if not ragged:
+        row = int(np.flatnonzero(counts != counts[0])[0])
+        raise InputError(
+            path, f"expected {counts[0]} indices (as on line 2), found {counts[row]}", row + 2
+        )
+    out = np.full((len(counts), width), -1, dtype=np.int64)
+    mask = np.arange(width)[None, :] < counts[:, None]
+    out[mask] = flat
+    return out
+
+
+def _check_index_rows(path: Path, indices: np.ndarray, n_points: int | None) -> None:
+    valid = indices >= 0
+    if n_points is not None:
+        over = valid & (indices >= n_points)
+        if over.any():
+            row, col = np.argwhere(over)[0]
+            raise InputError(
+                path,
+                f"point index {indices[row, col]} out of range [0, {n_points})",
+                int(row) + 2,
+            )
+    ordered = np.sort(np.where(valid, indices, -1 - np.arange(indices.shape[1])), axis=1)
+    repeated = (np.diff(ordered, axis=1) == 0).any(axis=1)
+    if repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
+        values, times = np.unique(indices[row][valid[row]], return_counts=True)
+        raise InputError(path, f"point index {values[times > 1][0]} is repeated", row + 2)
+
+
+def write_test_points(path: str | Path, file_names: Sequence[str], indices: np.ndarray) -> None:
+    """Write `test_points.csv` atomically (negative indices are ragged padding, left out)."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(f"{FILE_COLUMN}\t{POINTS_COLUMN}\n")
+        append_test_points(handle, file_names, indices)
+
+
+def append_test_points(handle, file_names: Iterable[str], indices: np.ndarray) -> None:
+    """Write test_points rows (no header) to an open handle; used to stream large files."""
+    for name, row in zip(file_names, np.asarray(indices), strict=True):
+        handle.write(f"{name}\t[{', '.join(str(int(i)) for i in row if i >= 0)}]\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# submissions
+
+
+def read_submission(path: str | Path, allow_missing: bool = False) -> Submission:
+    """Read a submission CSV (`file_name,Point_M0_X,...,Point_M{K-1}_Y`)."""
+    path = Path(path)
+    header = _read_header(path, ",")
+    n_pairs = _parse_point_header(path, header, "Point_M")
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=",",
+            header=0,
+            names=header,
+            dtype={FILE_COLUMN: str},
+            skip_blank_lines=False,
+            keep_default_na=False,
+            na_values=[""],
+            engine="c",
+            on_bad_lines="error",
+        )
+    except pd.errors.ParserError as error:
+        raise _translate_parser_error(path, error) from None
+    if len(frame) == 0:
+        raise InputError(path, "no data rows after the header", 2)
+    _check_file_names(path, frame[FILE_COLUMN], 2, {})
+    values = _numeric_block(path, frame, header[1:], 2, allow_missing)
+    return Submission(frame[FILE_COLUMN].to_numpy(dtype=object), values.reshape(-1, n_pairs, 2))
+
+
+def format_values(values: np.ndarray, decimals: int = 4) -> np.ndarray:
+    """Round half-to-even to `decimals` places (never truncates)."""
+    return np.round(np.asarray(values, dtype=np.float64), decimals)
+
+
+def write_submission(
+    path: str | Path, file_names: Sequence[str], values: np.ndarray, decimals: int = 4
+) -> None:
+    """Write a submission CSV atomically; values are rounded half-to-even, never truncated."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 3:
+        values = values.reshape(len(values), -1)
+    if values.shape[0] != len(file_names) or values.shape[1] % 2:
+        raise ValueError(f"values shape {values.shape} does not fit {len(file_names)} rows")
+    rounded = format_values(values, decimals)
+    columns = [pa.array(list(file_names), type=pa.string())]
+    columns += [pa.array(rounded[:, j]) for j in range(rounded.shape[1])]
+    table = pa.table(columns, names=[FILE_COLUMN, *point_columns(rounded.shape[1] // 2)])
+    options = pacsv.WriteOptions(include_header=True, quoting_style="none")
+    with atomic_path(path) as tmp:
+        pacsv.write_csv(table, tmp, write_options=options)
+
+
+def gather_points(points: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Pick per-row landmarks: points (n, N, 2), indices (n, K) -> (n, K, 2) (-1 gives NaN)."""
+    safe = np.where(indices >= 0, indices, 0)
+    picked = np.take_along_axis(points, safe[:, :, None].astype(np.int64), axis=1)
+    picked = picked.astype(np.float64)
+    picked[indices < 0] = np.nan
+    return picked
