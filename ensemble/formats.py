@@ -47,6 +47,8 @@ class Landmarks:
 class TestPoints:
     """Which landmark indices each test image is scored on: (n, K) int32, -1 pads ragged rows."""
 
+    __test__ = False  # not a pytest class
+
     file_names: np.ndarray
     indices: np.ndarray
 
@@ -152,14 +154,12 @@ def _numeric_block(
     return values
 
 
-def _reader(path: Path, sep: str, n_columns: int, header: list[str], chunksize: int | None):
+def _reader(path: Path, sep: str, chunksize: int | None):
     """A pandas reader that keeps every line (blank lines are errors, not skipped)."""
     return pd.read_csv(
         path,
         sep=sep,
         header=0,
-        names=header,
-        usecols=range(n_columns),
         dtype={FILE_COLUMN: str},
         skip_blank_lines=False,
         keep_default_na=False,
@@ -218,7 +218,7 @@ def read_landmarks(
     columns = header[1:]
     row = 0
     try:
-        for chunk in _reader(path, "\t", len(header), header, _CHUNK_ROWS):
+        for chunk in _reader(path, "\t", _CHUNK_ROWS):
             first_line = row + 2
             _check_file_names(path, chunk[FILE_COLUMN], first_line, seen)
             values = _numeric_block(path, chunk, columns, first_line, allow_missing)
@@ -284,7 +284,36 @@ def write_landmarks(
 # ----------------------------------------------------------------------------------------------
 # test_points.csv
 
-_LIST_PATTERN = r"\[\s*\d+(?:\s*,\s*\d+)*\s*,?\s*\]"
+_LIST_PATTERN = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]")
+
+
+def _parse_index_lists(path: Path, lists: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Parse `[i, j, ...]` literals vectorised with pyarrow: (flat indices, count per row).
+
+    The fast path never looks at a row twice; only when something fails does a per-row check
+    find the first bad line for the error message.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = pa.array(lists.to_numpy(dtype=object), type=pa.string())
+    framed = pc.and_(pc.starts_with(texts, "["), pc.ends_with(texts, "]"))
+    parts = pc.split_pattern(pc.utf8_trim(texts, "[]"), ",")
+    try:
+        if not pc.all(framed).as_py():
+            raise ValueError("unframed list")
+        tokens = pc.utf8_trim_whitespace(pc.list_flatten(parts))
+        flat = pc.cast(tokens, pa.int64()).to_numpy()
+        if (flat < 0).any():
+            raise ValueError("negative index")
+    except (pa.ArrowInvalid, ValueError):
+        for row, text in enumerate(lists.tolist()):
+            if not _LIST_PATTERN.fullmatch(text.strip()):
+                raise InputError(
+                    path, f"point_index_list '{text}' is not a list like [1, 2, 3]", row + 2
+                ) from None
+        raise
+    return flat, pc.list_value_length(parts).to_numpy(zero_copy_only=False)
 
 
 def read_test_points(
@@ -303,23 +332,14 @@ def read_test_points(
             path, f"header must be '{FILE_COLUMN}<TAB>{POINTS_COLUMN}', found {header!r}", 1
         )
     try:
-        frame = _reader(path, "\t", 2, header, None)
+        frame = _reader(path, "\t", None)
         frame = frame.astype({POINTS_COLUMN: str}) if len(frame) else frame
     except pd.errors.ParserError as error:
         raise _translate_parser_error(path, error) from None
     if len(frame) == 0:
         raise InputError(path, "no data rows after the header", 2)
     _check_file_names(path, frame[FILE_COLUMN], 2, {})
-    lists = frame[POINTS_COLUMN]
-    well_formed = lists.str.fullmatch(_LIST_PATTERN).fillna(False).to_numpy(dtype=bool)
-    if not well_formed.all():
-        row = int(np.flatnonzero(~well_formed)[0])
-        raise InputError(
-            path, f"point_index_list '{lists.iloc[row]}' is not a list like [1, 2, 3]", row + 2
-        )
-    bodies = lists.str.strip().str.strip("[]").str.strip().str.rstrip(",")
-    counts = bodies.str.count(",").to_numpy() + 1
-    flat = np.array(",".join(bodies.tolist()).split(","), dtype=np.int64)
+    flat, counts = _parse_index_lists(path, frame[POINTS_COLUMN])
     indices = _rows_from_flat(path, flat, counts, ragged)
     _check_index_rows(path, indices, n_points)
     return TestPoints(frame[FILE_COLUMN].to_numpy(dtype=object), indices.astype(np.int32))
@@ -424,9 +444,10 @@ def write_submission(
     columns = [pa.array(list(file_names), type=pa.string())]
     columns += [pa.array(rounded[:, j]) for j in range(rounded.shape[1])]
     table = pa.table(columns, names=[FILE_COLUMN, *point_columns(rounded.shape[1] // 2)])
-    options = pacsv.WriteOptions(include_header=True, quoting_style="none")
-    with atomic_path(path) as tmp:
-        pacsv.write_csv(table, tmp, write_options=options)
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write((",".join(table.column_names) + "\n").encode("utf-8"))
+        pacsv.write_csv(table, handle, write_options=options)
 
 
 def gather_points(points: np.ndarray, indices: np.ndarray) -> np.ndarray:

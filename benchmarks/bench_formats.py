@@ -1,0 +1,60 @@
+"""Parse time of full-size competition files (99,819-row test_points.csv; landmarks load).
+
+Run: .venv/bin/python benchmarks/bench_formats.py [--landmarks-rows 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ensemble.formats import read_landmarks, read_test_points, write_landmarks, write_test_points
+from ensemble.subsets import draw_point_subsets
+
+
+def _median_seconds(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Write full-size synthetic files to a temp dir and time the readers."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--test-rows", type=int, default=99_819)
+    parser.add_argument("--landmarks-rows", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        names = [f"{i:08d}.jpg" for i in range(args.test_rows)]
+        path = Path(tmp) / "test_points.csv"
+        write_test_points(path, names, draw_point_subsets(rng, args.test_rows, 971, 30))
+        seconds = _median_seconds(lambda: read_test_points(path, n_points=971), args.repeats)
+        print(f"test_points.csv {args.test_rows} rows x 30: {seconds:.3f} s (median of "
+              f"{args.repeats})")
+
+        rows = args.landmarks_rows
+        landmarks = Path(tmp) / "landmarks.csv"
+        points = rng.integers(0, 1000, size=(rows, 971, 2)).astype(np.float32)
+        write_landmarks(landmarks, [f"{i:08d}.jpg" for i in range(rows)], points, integer=True)
+        del points
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        seconds = _median_seconds(lambda: read_landmarks(landmarks), 1)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        data_mb = rows * 971 * 2 * 4 / 2**20
+        print(f"landmarks.csv {rows} x 971: {seconds:.2f} s, {rows / seconds:,.0f} rows/s; "
+              f"float32 data {data_mb:.0f} MiB, peak RSS {peak:.0f} MiB (before {before:.0f})")
+
+
+if __name__ == "__main__":
+    main()

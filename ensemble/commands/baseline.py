@@ -1,0 +1,34 @@
+"""`ens baseline`: the mean-shape submission."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Competition data folder (train/ and test/).",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Submission CSV to write.",
+)
+def baseline(data_dir: Path, output: Path) -> None:
+    """Write the mean-shape submission: the floor every model must beat.
+
+    The mean training shape, in coordinates divided by each image's width and height, is mapped
+    onto every test image.
+    """
+    from ensemble.baseline import baseline_submission
+
+    baseline_submission(data_dir, output)
+    click.echo(f"wrote {output} (mean-shape baseline)")

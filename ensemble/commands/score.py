@@ -1,0 +1,43 @@
+"""`ens score`: the simulated leaderboard (demo data ships the hidden test truth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument(
+    "submissions", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder whose test/landmarks.csv holds the hidden truth (demo data).",
+)
+@click.option(
+    "--scores",
+    "scores_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="scores.csv to fill with the public/private scores (row matched by submission path).",
+)
+def score(submissions: tuple[Path, ...], data_dir: Path, scores_path: Path | None) -> None:
+    """Score SUBMISSIONS like the leaderboard: public and private MSE.
+
+    The metric is the competition's: for each test image the mean squared error over the
+    requested points (x and y), averaged over images. Public and private are two disjoint
+    halves of the test rows, fixed by file name.
+    """
+    from ensemble.leaderboard import record_scores, score_files
+
+    results = score_files(submissions, data_dir)
+    width = max(len(str(path)) for path in submissions)
+    click.echo(f"{'submission':<{width}}  {'public':>10}  {'private':>10}")
+    for path, result in zip(submissions, results, strict=True):
+        click.echo(f"{str(path):<{width}}  {result.public:>10.4f}  {result.private:>10.4f}")
+    if scores_path is not None:
+        record_scores(scores_path, submissions, results)
+        click.echo(f"updated {scores_path}")

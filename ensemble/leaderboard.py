@@ -1,0 +1,63 @@
+"""Scoring submission files against a data folder's hidden test truth."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ensemble.errors import InputError
+from ensemble.formats import read_landmarks, read_submission, read_test_points
+from ensemble.scores_table import KNOWN, read_scores, write_scores
+from ensemble.scoring import LeaderboardScore, score_submission
+
+
+def hidden_truth(data_dir: str | Path) -> tuple:
+    """test_points and the hidden test landmarks aligned with its rows."""
+    data = Path(data_dir)
+    truth_path = data / "test" / "landmarks.csv"
+    if not truth_path.is_file():
+        raise InputError(
+            truth_path,
+            "no hidden test truth here (only demo data has it; real scores come "
+            "from the leaderboard)",
+        )
+    truth = read_landmarks(truth_path)
+    test_points = read_test_points(data / "test" / "test_points.csv", n_points=truth.n_points)
+    position = {name: row for row, name in enumerate(truth.file_names)}
+    missing = [name for name in test_points.file_names if name not in position]
+    if missing:
+        raise InputError(truth_path, f"no truth for test image '{missing[0]}'")
+    return test_points, truth.points[[position[name] for name in test_points.file_names]]
+
+
+def score_files(paths: Sequence[str | Path], data_dir: str | Path) -> list[LeaderboardScore]:
+    """Public/private scores of each submission file."""
+    test_points, truth = hidden_truth(data_dir)
+    return [
+        score_submission(read_submission(path), test_points, truth, str(path)) for path in paths
+    ]
+
+
+def record_scores(
+    scores_path: str | Path, paths: Sequence[str | Path], results: Sequence[LeaderboardScore]
+) -> None:
+    """Fill public/private of the rows of scores.csv whose submission is one of `paths`."""
+    scores_path = Path(scores_path)
+    if scores_path.is_file():
+        frame = read_scores(scores_path)
+    else:
+        frame = pd.DataFrame(columns=[*KNOWN, "submission_path"])
+    for path, result in zip(paths, results, strict=True):
+        resolved = str(Path(path).resolve())
+        hit = frame["submission_path"] == resolved
+        if not hit.any():
+            relative = os.path.relpath(resolved, scores_path.parent.resolve())
+            row = {"run": Path(path).stem, "submission": str(relative), "submission_path": resolved}
+            frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
+            hit = frame["submission_path"] == resolved
+        frame.loc[hit, "public"] = result.public
+        frame.loc[hit, "private"] = result.private
+    write_scores(scores_path, frame.drop(columns=["submission_path"]).astype({"val": float}))

@@ -1,0 +1,26 @@
+"""`ensemble` and `analysis` import without torch (fast start-up for blend/analyze/score)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_PROBE = """
+import importlib, pkgutil, sys
+for package in ("ensemble", "analysis"):
+    module = importlib.import_module(package)
+    for info in pkgutil.walk_packages(module.__path__, package + "."):
+        importlib.import_module(info.name)
+from click.testing import CliRunner
+from ensemble.cli import cli
+assert CliRunner().invoke(cli, ["--help"]).exit_code == 0
+print("torch" in sys.modules)
+"""
+
+
+def test_core_packages_and_cli_help_do_not_load_torch() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
