@@ -339,6 +339,12 @@ def read_test_points(
     if len(frame) == 0:
         raise InputError(path, "no data rows after the header", 2)
     _check_file_names(path, frame[FILE_COLUMN], 2, {})
+    absent = frame[POINTS_COLUMN].isna().to_numpy()
+    if absent.any():
+        row = int(np.flatnonzero(absent)[0])
+        raise InputError(
+            path, "missing point_index_list (expected 2 tab-separated columns)", row + 2
+        )
     flat, counts = _parse_index_lists(path, frame[POINTS_COLUMN])
     indices = _rows_from_flat(path, flat, counts, ragged)
     _check_index_rows(path, indices, n_points)

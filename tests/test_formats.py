@@ -51,8 +51,12 @@ def test_landmarks_n_from_header_and_chunks(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rows", "header", "line", "message"),
     [
-        (["a.jpg\t1\t2\t3\t4"], "file_name\tPoint_M0_X\tPoint_M0_Y\tPoint_M1_Y\tPoint_M1_X",
-         1, "header column 4"),
+        (
+            ["a.jpg\t1\t2\t3\t4"],
+            "file_name\tPoint_M0_X\tPoint_M0_Y\tPoint_M1_Y\tPoint_M1_X",
+            1,
+            "header column 4",
+        ),
         (["a.jpg\t1\t2\t3\t4", "b.jpg\t1\t2\t3\t4\t5"], None, 3, "expected 5 columns, found 6"),
         (["a.jpg\t1\t2\t3\t4", "b.jpg\t1\tx\t3\t4"], None, 3, "non-numeric value 'x'"),
         (["a.jpg\t1\t2\t3\t4", "b.jpg\t1\t2\tinf\t4"], None, 3, "non-finite"),

@@ -82,7 +82,5 @@ def test_validation_score_equals_direct_numpy() -> None:
     truth = rng.uniform(0, 200, (25, 971, 2))
     predicted = truth + rng.normal(0, 3, truth.shape)
     subsets = validation_subsets(names, 971, k=30, seed=0)
-    direct = np.mean(
-        [((predicted[i, s] - truth[i, s]) ** 2).mean() for i, s in enumerate(subsets)]
-    )
+    direct = np.mean([((predicted[i, s] - truth[i, s]) ** 2).mean() for i, s in enumerate(subsets)])
     assert validation_score(names, predicted, truth) == pytest.approx(direct)
