@@ -204,32 +204,91 @@ def read_landmarks(
 ) -> Landmarks:
     """Read a landmarks TSV (`file_name`, `Point_M0_X`, ...); N comes from the header.
 
-    Streams in chunks into one preallocated float32 array, so memory stays near the data size.
-    With `allow_missing`, empty cells become NaN (Kaggle Facial Keypoints); otherwise they are
-    errors.
+    Streams record batches into one preallocated float32 array, so memory stays near the data
+    size. With `allow_missing`, empty cells become NaN (Kaggle Facial Keypoints); otherwise they
+    are errors. A fast pyarrow pass reads good files; any problem is located precisely by a
+    second, pandas-based pass that names the line.
     """
     path = Path(path)
     header = _read_header(path, "\t")
     n_points = _parse_point_header(path, header, prefix)
     n_rows = _count_data_lines(path)
     points = np.empty((n_rows, n_points, 2), dtype=np.float32)
+    try:
+        names = _fill_landmarks_fast(path, header, points, allow_missing)
+    except _NeedsSlowPath:
+        names = _fill_landmarks_checked(path, header, points, allow_missing)
+    if len(names) == 0:
+        raise InputError(path, "no data rows after the header", 2)
+    return Landmarks(names, points[: len(names)])
+
+
+class _NeedsSlowPath(Exception):
+    """The fast reader met something it cannot describe precisely."""
+
+
+def _fill_landmarks_fast(
+    path: Path, header: list[str], points: np.ndarray, allow_missing: bool
+) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = {column: pa.float32() for column in header[1:]}
+    types[FILE_COLUMN] = pa.string()
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 26),
+            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False
+            ),
+        )
+        names, row = [], 0
+        for batch in reader:
+            count = batch.num_rows
+            if row + count > len(points):
+                raise _NeedsSlowPath
+            block = points[row : row + count].reshape(count, -1)
+            for column in range(1, batch.num_columns):
+                block[:, column - 1] = batch.column(column).to_numpy(zero_copy_only=False)
+            names.append(batch.column(0).to_numpy(zero_copy_only=False))
+            row += count
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise _NeedsSlowPath from error
+    filled = points[:row]
+    if row != len(points) or not _landmark_values_ok(filled, allow_missing):
+        raise _NeedsSlowPath
+    all_names = np.concatenate(names).astype(object) if names else np.array([], dtype=object)
+    if (all_names == "").any() or len(set(all_names.tolist())) != len(all_names):
+        raise _NeedsSlowPath
+    return all_names
+
+
+def _landmark_values_ok(values: np.ndarray, allow_missing: bool) -> bool:
+    if allow_missing:
+        return not np.isinf(values).any()
+    return bool(np.isfinite(values).all())
+
+
+def _fill_landmarks_checked(
+    path: Path, header: list[str], points: np.ndarray, allow_missing: bool
+) -> np.ndarray:
     names: list[str] = []
     seen: dict[str, int] = {}
-    columns = header[1:]
     row = 0
+    n_points = points.shape[1]
     try:
         for chunk in _reader(path, "\t", _CHUNK_ROWS):
             first_line = row + 2
             _check_file_names(path, chunk[FILE_COLUMN], first_line, seen)
-            values = _numeric_block(path, chunk, columns, first_line, allow_missing)
+            values = _numeric_block(path, chunk, header[1:], first_line, allow_missing)
             points[row : row + len(chunk)] = values.reshape(len(chunk), n_points, 2)
             names.extend(chunk[FILE_COLUMN].tolist())
             row += len(chunk)
     except pd.errors.ParserError as error:
         raise _translate_parser_error(path, error) from None
-    if row == 0:
-        raise InputError(path, "no data rows after the header", 2)
-    return Landmarks(np.asarray(names, dtype=object), points[:row])
+    return np.asarray(names, dtype=object)
 
 
 class LandmarksWriter:
@@ -437,7 +496,10 @@ def format_values(values: np.ndarray, decimals: int = 4) -> np.ndarray:
 def write_submission(
     path: str | Path, file_names: Sequence[str], values: np.ndarray, decimals: int = 4
 ) -> None:
-    """Write a submission CSV atomically; values are rounded half-to-even, never truncated."""
+    """Write a submission CSV atomically; values are rounded half-to-even, never truncated.
+
+    NaN values (ragged rows) are written as empty cells.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -448,7 +510,7 @@ def write_submission(
         raise ValueError(f"values shape {values.shape} does not fit {len(file_names)} rows")
     rounded = format_values(values, decimals)
     columns = [pa.array(list(file_names), type=pa.string())]
-    columns += [pa.array(rounded[:, j]) for j in range(rounded.shape[1])]
+    columns += [pa.array(rounded[:, j], from_pandas=True) for j in range(rounded.shape[1])]
     table = pa.table(columns, names=[FILE_COLUMN, *point_columns(rounded.shape[1] // 2)])
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:

@@ -1,0 +1,1 @@
+"""TOML run configurations shipped with ens (demo, seeds, fkd)."""
