@@ -15,6 +15,16 @@ from ensemble.errors import InputError
 LAZY_COMMANDS: dict[str, str] = {
     "score": "ensemble.commands.score:score",
     "baseline": "ensemble.commands.baseline:baseline",
+    "demo": "ensemble.commands.demo:demo",
+    "import-fkd": "ensemble.commands.import_fkd:import_fkd",
+    "export-fkd": "ensemble.commands.export_fkd:export_fkd",
+    "blend": "ensemble.commands.blend:blend",
+    "make-demo": "ensemble.commands.make_demo:make_demo",
+    "show": "ensemble.commands.show:show",
+    "analyze": "ensemble.commands.analyze:analyze",
+    "train-all": "ensemble.commands.train_all:train_all",
+    "prepare": "ensemble.commands.prepare:prepare",
+    "predict": "ensemble.commands.predict:predict",
 }
 
 

@@ -1,0 +1,62 @@
+"""Where the analysis finds its inputs: DATA/test/test_points.csv, N, RUNS/scores.csv."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ensemble.errors import InputError
+
+DEFAULT_N_POINTS = 971
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Resolved input paths of an analysis (None where absent)."""
+
+    test_points: Path | None
+    n_points: int
+    n_points_from: str
+    scores: Path | None
+    runs: Path | None
+    data: Path | None
+
+
+def n_points_from_header(path: Path) -> int:
+    """N from a landmarks TSV header (file_name + 2N columns), reading only the first line."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        header = handle.readline().rstrip("\r\n").split("\t")
+    values = len(header) - 1
+    if header[0] != "file_name" or values <= 0 or values % 2:
+        raise InputError(path, "header is not file_name followed by X/Y point columns", 1)
+    return values // 2
+
+
+def resolve_inputs(
+    data: Path | None,
+    runs: Path | None,
+    scores: Path | None,
+    test_points: Path | None,
+    n_points: int | None,
+) -> Inputs:
+    """Fill in defaults: DATA/test/test_points.csv, N from DATA/train, RUNS/scores.csv."""
+    if data is None and runs is not None and runs.is_dir():
+        from ensemble.runs import data_dir_of, find_runs
+
+        try:
+            data = data_dir_of(find_runs(runs))
+        except InputError:
+            data = None
+    if test_points is None and data is not None:
+        candidate = data / "test" / "test_points.csv"
+        test_points = candidate if candidate.is_file() else None
+    source = "--n-points"
+    if n_points is None:
+        labels = data / "train" / "landmarks.csv" if data is not None else None
+        if labels is not None and labels.is_file():
+            n_points, source = n_points_from_header(labels), f"header of {labels}"
+        else:
+            n_points, source = DEFAULT_N_POINTS, "default (the competition's 971)"
+    if scores is None and runs is not None and (runs / "scores.csv").is_file():
+        scores = runs / "scores.csv"
+    return Inputs(test_points, n_points, source, scores, runs, data)

@@ -1,0 +1,148 @@
+"""Report section 1: point-frequency uniformity of test_points.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analysis.document import Figure, Paragraph, Section, Table, fmt, fmt_p
+from ensemble.layout import layout_for
+
+
+def uniformity_section(
+    path: Path | None,
+    n_points: int,
+    alpha: float = 0.01,
+    plot_dir: Path | None = None,
+    n_points_from: str = "",
+) -> Section:
+    """Point-frequency uniformity of test_points.csv."""
+    from analysis.uniformity import uniformity
+    from ensemble.formats import read_test_points
+
+    section = Section("uniformity", "1. Point-frequency uniformity (test_points.csv)")
+    if path is None or not Path(path).is_file():
+        where = f" ({path} not found)" if path is not None else ""
+        section.missing = (
+            f"no test_points.csv{where}: give --data DIR (with test/test_points.csv) "
+            "or --test-points FILE"
+        )
+        return section
+    layout = layout_for(n_points)
+    table = read_test_points(path, n_points=n_points, ragged=True)
+    result = uniformity(table.indices, layout, alpha)
+    verdict = "consistent with uniform" if result.uniform else "NOT uniform"
+    section.headline = f"{verdict} (p = {fmt_p(result.p_value_design)}, level {alpha:g})"
+    other = (
+        f"{result.rows_with_other_k:,} rows have a different count"
+        if result.rows_with_other_k
+        else "every row has that many"
+    )
+    section.blocks.append(
+        Paragraph(
+            f"{path}: {result.n_rows:,} rows, {result.k} indices per row ({other}); in every row "
+            f"the indices are distinct and in [0, {n_points}) (checked while reading; N from "
+            f"{n_points_from or 'the caller'}). Each index is expected {fmt(result.expected)} "
+            f"times (rows x K / N). Verdict at level {alpha:g}: the index frequencies are "
+            f"{verdict}."
+        )
+    )
+    section.blocks.append(
+        Table(
+            "Chi-square goodness of fit against uniform",
+            ["test", "statistic", "df", "p-value", "decision"],
+            [
+                [
+                    "Pearson (scipy.stats.chisquare)",
+                    fmt(result.statistic, 6),
+                    str(result.df),
+                    fmt_p(result.p_value),
+                    "reject" if result.p_value < alpha else "keep uniform",
+                ],
+                [
+                    f"adjusted for distinct indices per row (/ {result.design_factor:.4f})",
+                    fmt(result.statistic / result.design_factor, 6),
+                    str(result.df),
+                    fmt_p(result.p_value_design),
+                    "reject" if not result.uniform else "keep uniform",
+                ],
+            ],
+            note=(
+                "Indices are drawn without replacement within a row, which makes counts a little "
+                f"less variable than a multinomial: the statistic follows "
+                f"{result.design_factor:.4f} x chi2({result.df}) under uniformity. The verdict "
+                "uses the adjusted row."
+            ),
+        )
+    )
+    top = result.largest_deviations(10)
+    section.blocks.append(
+        Table(
+            "Largest deviations",
+            ["index", "region", "count", "expected", "z", "beyond chance"],
+            [
+                [
+                    str(i),
+                    layout.region_of(int(i)).name,
+                    str(int(result.counts[i])),
+                    fmt(result.expected),
+                    f"{result.z[i]:+.2f}",
+                    "yes" if abs(result.z[i]) > result.z_critical else "no",
+                ]
+                for i in top
+            ],
+            note=(
+                f"z = (count - expected) / sd; with {n_points} indices, |z| up to "
+                f"{result.z_critical:.2f} is chance at level {alpha:g} (Bonferroni)."
+            ),
+        )
+    )
+    section.blocks.append(
+        Table(
+            "Counts per region",
+            ["region", "points", "observed", "expected", "observed / expected", "z"],
+            [
+                [
+                    region.name,
+                    str(region.size),
+                    f"{region.observed:,}",
+                    fmt(region.expected, 6),
+                    f"{region.observed / region.expected:.4f}" if region.expected else "n/a",
+                    f"{region.z:+.2f}",
+                ]
+                for region in result.regions
+            ],
+        )
+    )
+    if plot_dir is not None:
+        from analysis.plots import uniformity_plot
+
+        section.blocks.append(
+            Figure(
+                uniformity_plot(result, layout, plot_dir / "uniformity.png"),
+                "Count of every landmark index (top) and the distribution of counts (bottom).",
+            )
+        )
+    section.summary = {
+        "file": str(path),
+        "n_rows": result.n_rows,
+        "n_points": n_points,
+        "k": result.k,
+        "rows_with_other_k": result.rows_with_other_k,
+        "expected_count": result.expected,
+        "chi_square": {
+            "statistic": result.statistic,
+            "df": result.df,
+            "p_value": result.p_value,
+            "design_factor": result.design_factor,
+            "p_value_adjusted": result.p_value_design,
+            "alpha": alpha,
+            "uniform": result.uniform,
+        },
+        "z_critical": result.z_critical,
+        "largest_deviations": [
+            {"index": int(i), "count": int(result.counts[i]), "z": float(result.z[i])} for i in top
+        ],
+        "regions": [vars(region) for region in result.regions],
+        "counts": result.counts.tolist(),
+    }
+    return section

@@ -1,0 +1,166 @@
+"""`ens analyze`: uniformity, validation-to-leaderboard fit and per-point MSE, as a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_DIR = click.Path(file_okay=False, path_type=Path)
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+_OPTIONS = {
+    "data": click.option(
+        "--data", type=_DIR, help="Competition data folder (test/test_points.csv, train labels)."
+    ),
+    "runs": click.option("--runs", type=_DIR, help="Runs folder (run folders, scores.csv)."),
+    "scores": click.option("--scores", type=_FILE, help="scores.csv (default RUNS/scores.csv)."),
+    "test_points": click.option(
+        "--test-points", type=_FILE, help="test_points.csv (default DATA/test/test_points.csv)."
+    ),
+    "n_points": click.option(
+        "--n-points",
+        type=click.IntRange(min=1),
+        help="Landmarks per face N (default: from DATA/train/landmarks.csv, else 971).",
+    ),
+    "alpha": click.option(
+        "--alpha",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        help="Level of the uniformity test (default 0.01).",
+    ),
+    "bootstrap": click.option(
+        "--bootstrap",
+        type=click.IntRange(min=10),
+        help="Bootstrap resamples for the score intervals (default 1000).",
+    ),
+}
+
+
+def _options(*names: str):
+    """Attach the named shared options (all default to None, i.e. 'inherit or default')."""
+
+    def decorate(function):
+        for name in reversed(names):
+            function = _OPTIONS[name](function)
+        return function
+
+    return decorate
+
+
+def _merged(ctx: click.Context, given: dict) -> dict:
+    """Subcommand options, falling back to those given to `ens analyze` itself."""
+    inherited = ctx.obj or {}
+    return {key: value if value is not None else inherited.get(key) for key, value in given.items()}
+
+
+def _inputs(options: dict):
+    from analysis.inputs import resolve_inputs
+
+    return resolve_inputs(
+        options.get("data"),
+        options.get("runs"),
+        options.get("scores"),
+        options.get("test_points"),
+        options.get("n_points"),
+    )
+
+
+def _print_section(section) -> None:
+    from analysis.document import section_text
+
+    if not section.available:
+        raise click.ClickException(f"{section.title}: cannot run: {section.missing}")
+    click.echo(section_text(section), nl=False)
+
+
+@click.group(invoke_without_command=True)
+@_options("data", "runs", "scores", "test_points", "n_points", "alpha", "bootstrap")
+@click.option(
+    "-o", "--output", type=_DIR, help="Report folder: report.html, summary.json and the PNGs."
+)
+@click.pass_context
+def analyze(ctx: click.Context, output: Path | None, **options) -> None:
+    """Report on a competition: index uniformity, val-to-leaderboard fit, per-point MSE.
+
+    \b
+    ens analyze --data DATA --runs RUNS -o report     # all sections, report/report.html
+    ens analyze uniformity --data DATA                # one section in the terminal
+    ens analyze leaderboard --scores RUNS/scores.csv
+    ens analyze points --runs RUNS --data DATA
+
+    Each section runs when its inputs exist and says what is missing otherwise.
+    """
+    ctx.obj = options
+    if ctx.invoked_subcommand is not None:
+        return
+    if output is None:
+        raise click.UsageError("give -o REPORT (a folder) or a subcommand")
+    from analysis.report import write_report
+    from analysis.sections import leaderboard_section, points_section, uniformity_section
+
+    inputs = _inputs(options)
+    output.mkdir(parents=True, exist_ok=True)
+    sections = [
+        uniformity_section(
+            inputs.test_points,
+            inputs.n_points,
+            options["alpha"] or 0.01,
+            output,
+            inputs.n_points_from,
+        ),
+        leaderboard_section(inputs.scores, output),
+        points_section(inputs.runs, inputs.data, output, options["bootstrap"] or 1000),
+    ]
+    given = {
+        name: str(value)
+        for name, value in vars(inputs).items()
+        if value is not None and name not in ("n_points_from",)
+    }
+    report = write_report(output, sections, given)
+    for section in sections:
+        status = section.headline if section.available else f"not available: {section.missing}"
+        click.echo(f"{section.title}: {status}")
+    click.echo(f"wrote {report} and {output / 'summary.json'}")
+
+
+@analyze.command()
+@_options("data", "runs", "test_points", "n_points", "alpha")
+@click.pass_context
+def uniformity(ctx: click.Context, **options) -> None:
+    """Point-frequency uniformity of test_points.csv (chi-square against uniform)."""
+    from analysis.sections import uniformity_section
+
+    options = _merged(ctx, options)
+    inputs = _inputs(options)
+    _print_section(
+        uniformity_section(
+            inputs.test_points,
+            inputs.n_points,
+            options["alpha"] or 0.01,
+            None,
+            inputs.n_points_from,
+        )
+    )
+
+
+@analyze.command()
+@_options("runs", "scores")
+@click.pass_context
+def leaderboard(ctx: click.Context, **options) -> None:
+    """Fit leaderboard scores on validation scores (OLS, Theil-Sen, outliers, shake-up)."""
+    from analysis.sections import leaderboard_section
+
+    options = _merged(ctx, options)
+    _print_section(leaderboard_section(_inputs(options).scores, None))
+
+
+@analyze.command()
+@_options("data", "runs", "bootstrap")
+@click.pass_context
+def points(ctx: click.Context, **options) -> None:
+    """Per-point and per-region MSE of the runs' validation predictions."""
+    from analysis.sections import points_section
+
+    options = _merged(ctx, options)
+    inputs = _inputs(options)
+    _print_section(points_section(inputs.runs, inputs.data, None, options["bootstrap"] or 1000))

@@ -1,0 +1,35 @@
+"""`ens show`: a grid of images with their landmarks coloured by region."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("show")
+@click.argument("data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of images."
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test"]),
+    default="train",
+    show_default=True,
+    help="Which split (test needs the hidden test/landmarks.csv of demo data).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Which random images.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG file to write.",
+)
+def show(data_dir: Path, n: int, split: str, seed: int, output: Path) -> None:
+    """Draw N random images of DATA_DIR with their landmarks coloured by region."""
+    from ensemble.show import show_grid
+
+    show_grid(data_dir, output, n=n, split=split, seed=seed)
+    click.echo(f"wrote {output} ({n} {split} images with landmarks)")

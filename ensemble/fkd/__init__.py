@@ -1,0 +1,1 @@
+"""Kaggle Facial Keypoints Detection: 15-point layout, import, export and synthetic files."""

@@ -1,0 +1,118 @@
+"""A grid of dataset images with their landmarks coloured by region (`ens show`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ensemble.atomic import atomic_path
+from ensemble.errors import InputError
+from ensemble.formats import FILE_COLUMN, point_columns
+from ensemble.layout import layout_for
+
+
+def _count_rows(path: Path) -> int:
+    count, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count - 1 + (last != b"\n")
+
+
+def sample_landmark_rows(path: str | Path, n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """`n` random rows of a landmarks TSV (file order), read without loading the whole file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\r\n").split("\t")
+        if not header or header[0] != FILE_COLUMN or (len(header) - 1) % 2:
+            raise InputError(path, f"header must be '{FILE_COLUMN}' then x/y columns", 1)
+        n_points = (len(header) - 1) // 2
+        if header[1:] != point_columns(n_points):
+            raise InputError(path, "header columns must be Point_M0_X, Point_M0_Y, ...", 1)
+        n_rows = _count_rows(path)
+        if n_rows < 1:
+            raise InputError(path, "no data rows after the header", 2)
+        chosen = np.sort(np.random.default_rng(seed).permutation(n_rows)[: min(n, n_rows)])
+        wanted, names, rows = set(chosen.tolist()), [], []
+        for row, line in enumerate(handle):
+            if row not in wanted:
+                continue
+            fields = line.rstrip("\r\n").split("\t")
+            if len(fields) != len(header):
+                raise InputError(
+                    path, f"expected {len(header)} columns, found {len(fields)}", row + 2
+                )
+            try:
+                values = np.array(fields[1:], dtype=np.float64)
+            except ValueError:
+                raise InputError(path, "non-numeric landmark value", row + 2) from None
+            if not np.isfinite(values).all():
+                raise InputError(path, "non-finite landmark value", row + 2)
+            names.append(fields[0])
+            rows.append(values.reshape(n_points, 2))
+    return names, np.stack(rows)
+
+
+def _load_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise InputError(path, "image not found")
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(path, f"cannot read image: {error}") from None
+
+
+def show_grid(
+    data_dir: str | Path, output: str | Path, n: int = 16, split: str = "train", seed: int = 0
+) -> Path:
+    """Draw `n` random images of a split with their landmarks coloured by region; write a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    data_dir = Path(data_dir)
+    landmarks = data_dir / split / "landmarks.csv"
+    if split == "test" and not landmarks.is_file():
+        raise InputError(landmarks, "no hidden test truth here (only demo data has one)")
+    names, points = sample_landmark_rows(landmarks, n, seed)
+    layout = layout_for(points.shape[1])
+    cmap = plt.get_cmap("tab20")
+    colours = [cmap(i % 20) for i in range(len(layout.regions))]
+    region_ids = layout.region_ids()
+    cols = int(np.ceil(np.sqrt(len(names))))
+    rows = int(np.ceil(len(names) / cols))
+    width = max(3.2 * cols, 8.0)
+    ncol = 5 if width >= 12 else 3
+    legend_height = 0.25 * np.ceil(len(layout.regions) / ncol) + 0.3
+    height = 3.4 * rows + legend_height + 0.6
+    figure, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, name, shape in zip(axes.ravel(), names, points, strict=False):
+        image = _load_image(data_dir / split / "images" / name)
+        ax.imshow(image)
+        ax.scatter(shape[:, 0], shape[:, 1], s=1.2, c=[colours[r] for r in region_ids], lw=0)
+        ax.set_title(f"{name} ({image.shape[1]}x{image.shape[0]})", fontsize=8)
+    handles = [
+        Line2D([], [], marker="o", ls="", color=colours[i], label=region.name)
+        for i, region in enumerate(layout.regions)
+    ]
+    figure.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    figure.suptitle(
+        f"{data_dir.name or data_dir}: {len(names)} {split} images, landmarks by region"
+    )
+    figure.tight_layout(rect=(0, legend_height / height, 1, 1 - 0.5 / height))
+    output = Path(output)
+    with atomic_path(output) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    plt.close(figure)
+    return output
