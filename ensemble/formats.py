@@ -20,6 +20,7 @@ from ensemble.errors import InputError
 FILE_COLUMN = "file_name"
 POINTS_COLUMN = "point_index_list"
 _CHUNK_ROWS = 4096
+_FAST_CHUNK_ROWS = 16384
 
 
 def point_columns(n_points: int, prefix: str = "Point_M") -> list[str]:
@@ -206,8 +207,8 @@ def read_landmarks(
 
     Streams record batches into one preallocated float32 array, so memory stays near the data
     size. With `allow_missing`, empty cells become NaN (Kaggle Facial Keypoints); otherwise they
-    are errors. A fast pyarrow pass reads good files; any problem is located precisely by a
-    second, pandas-based pass that names the line.
+    are errors. A fast pass parses straight to float32 and reads good files; any problem is
+    located by a second, checking pass that names the line.
     """
     path = Path(path)
     header = _read_header(path, "\t")
@@ -230,37 +231,35 @@ class _NeedsSlowPath(Exception):
 def _fill_landmarks_fast(
     path: Path, header: list[str], points: np.ndarray, allow_missing: bool
 ) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    types = {column: pa.float32() for column in header[1:]}
-    types[FILE_COLUMN] = pa.string()
+    types = {column: np.float32 for column in header[1:]}
+    types[FILE_COLUMN] = str
+    names, row = [], 0
     try:
-        reader = pacsv.open_csv(
+        for chunk in pd.read_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=1 << 26),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False
-            ),
-        )
-        names, row = [], 0
-        for batch in reader:
-            count = batch.num_rows
+            sep="\t",
+            dtype=types,
+            chunksize=_FAST_CHUNK_ROWS,
+            engine="c",
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=False,
+            quoting=3,
+        ):
+            count = len(chunk)
             if row + count > len(points):
                 raise _NeedsSlowPath
-            block = points[row : row + count].reshape(count, -1)
-            for column in range(1, batch.num_columns):
-                block[:, column - 1] = batch.column(column).to_numpy(zero_copy_only=False)
-            names.append(batch.column(0).to_numpy(zero_copy_only=False))
+            points[row : row + count] = chunk.iloc[:, 1:].to_numpy().reshape(count, -1, 2)
+            names.append(chunk[FILE_COLUMN].to_numpy(dtype=object))
             row += count
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+    except (ValueError, TypeError, pd.errors.ParserError) as error:
         raise _NeedsSlowPath from error
     filled = points[:row]
     if row != len(points) or not _landmark_values_ok(filled, allow_missing):
         raise _NeedsSlowPath
-    all_names = np.concatenate(names).astype(object) if names else np.array([], dtype=object)
-    if (all_names == "").any() or len(set(all_names.tolist())) != len(all_names):
+    all_names = np.concatenate(names) if names else np.array([], dtype=object)
+    blank = pd.isna(all_names) | (all_names == "")
+    if blank.any() or len(set(all_names.tolist())) != len(all_names):
         raise _NeedsSlowPath
     return all_names
 
