@@ -1,0 +1,269 @@
+"""The blend API, with the CLI's names.
+
+- `blend_submissions(paths, weights, output)`: weighted mean (or median / trimmed mean) of
+  aligned submission files, written atomically.
+- `weights_from_scores(scores.csv, ...)`: score-based weights (equal, inverse, softmax, rank,
+  manual, top-K) for the submissions a scores.csv lists.
+- `blend_from_scores(scores.csv, output, ...)`: both of the above in one call.
+- `fit_weights(predictions, truth, file_names, ...)`: weights fitted on validation predictions.
+- `fit_runs(RUNS, ...)` / `blend_runs(report, output)`: fit on run folders, then blend their
+  test predictions (or submissions) and write OUT.csv and OUT.weights.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ensemble.atomic import atomic_open, refuse_overwrite_of_inputs
+from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
+from ensemble.blend.fit import FittedWeights, blend_points, fit_weights
+from ensemble.blend.io import SubmissionSet, align_order, read_aligned, write_values
+from ensemble.blend.weights import WeightTable, weights_from_scores
+from ensemble.errors import InputError
+from ensemble.formats import gather_points, point_columns, read_test_points
+from ensemble.runs import RunFolder, align_predictions, data_dir_of, find_runs, truth_for
+from ensemble.scoring import validation_score
+
+__all__ = [
+    "BlendResult",
+    "FitReport",
+    "blend_from_scores",
+    "blend_runs",
+    "blend_submissions",
+    "fit_runs",
+    "fit_weights",
+    "weights_from_scores",
+    "weights_path_for",
+]
+
+
+@dataclass(frozen=True)
+class BlendResult:
+    """A blend: file names and values stored column-major as (values, rows)."""
+
+    file_names: np.ndarray
+    columns: np.ndarray
+
+    @property
+    def values(self) -> np.ndarray:
+        """Values as (rows, K, 2), like `ensemble.formats.Submission.values` (a view)."""
+        return self.columns.T.reshape(self.columns.shape[1], -1, 2)
+
+
+def _check_output(output: str | Path, inputs: Sequence[str | Path]) -> None:
+    try:
+        refuse_overwrite_of_inputs(output, list(inputs))
+    except ValueError:
+        raise InputError(output, "is also an input file; refusing to write over it") from None
+
+
+def blend_submissions(
+    paths: Sequence[str | Path],
+    weights: Sequence[float] | np.ndarray | None = None,
+    output: str | Path | None = None,
+    combine: str = "mean",
+    trim: float = 0.2,
+    decimals: int = 4,
+) -> BlendResult:
+    """Blend submission files and write `output` (atomically) when given.
+
+    `weights` (default equal) are normalised to sum to one; submissions with weight 0 are not
+    read. `combine='mean'` is the weighted mean, accumulated in input order; 'median' and
+    'trimmed' (cut `trim` of each tail) are per-value and unweighted over the submissions with
+    a positive weight. Inputs must share the header and the file names (rows are aligned to
+    the first file's order); the output is rounded half-to-even to `decimals` places.
+    """
+    if combine not in COMBINERS:
+        raise ValueError(f"unknown combiner '{combine}'; choose from {COMBINERS}")
+    paths = [Path(p) for p in paths]
+    raw = np.ones(len(paths)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(raw) != len(paths) or not np.isfinite(raw).all() or (raw < 0).any() or raw.sum() <= 0:
+        raise ValueError("need one finite, non-negative weight per submission, positive sum")
+    if output is not None:
+        _check_output(output, paths)
+    used = raw > 0
+    chosen = [p for p, keep in zip(paths, used, strict=True) if keep]
+    submissions = SubmissionSet(chosen)
+    stream = (item.values for item in submissions.iter_values())
+    if combine == "mean":
+        columns = weighted_mean(stream, raw[used] / raw.sum())
+    else:
+        first = next(stream)
+        stack = np.empty((len(chosen), *first.shape))
+        stack[0] = first
+        for number, values in enumerate(stream, start=1):
+            stack[number] = values
+        columns = combine_stack(stack, combine, trim)
+    if output is not None:
+        write_values(output, submissions.header, submissions.file_names_arrow, columns, decimals)
+    return BlendResult(submissions.file_names, columns)
+
+
+def blend_from_scores(
+    scores_path: str | Path,
+    output: str | Path | None = None,
+    submissions: Sequence[str | Path] | None = None,
+    scheme: str = "inverse",
+    *,
+    by: str | None = None,
+    power: float = 1.0,
+    temperature: float | None = None,
+    top: int | None = None,
+    higher_is_better: bool = False,
+    combine: str = "mean",
+    trim: float = 0.2,
+    decimals: int = 4,
+) -> tuple[WeightTable, BlendResult]:
+    """Weight the submissions of scores.csv (see `weights_from_scores`) and blend them."""
+    table = weights_from_scores(
+        scores_path,
+        submissions,
+        scheme,
+        by=by,
+        power=power,
+        temperature=temperature,
+        top=top,
+        higher_is_better=higher_is_better,
+    )
+    if output is not None:
+        _check_output(output, [scores_path, *table.paths])
+    result = blend_submissions(table.paths, table.weights, output, combine, trim, decimals)
+    return table, result
+
+
+# ----------------------------------------------------------------------------------------------
+# fitted weights on run folders
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """Weights fitted on run folders, with every run's and the blend's validation score."""
+
+    runs: list[RunFolder]
+    fitted: FittedWeights
+    val_scores: np.ndarray
+    blend_score: float
+    n_images: int
+    data_dir: Path
+
+    def to_json(self) -> dict:
+        """A JSON-ready summary: runs, weights (global or per region), val scores."""
+        names = [run.name for run in self.runs]
+        data: dict = {
+            "method": self.fitted.method,
+            "per_region": self.fitted.per_region,
+            "validation_images": self.n_images,
+            "val_scores": dict(zip(names, map(float, self.val_scores), strict=True)),
+            "blend_val_score": self.blend_score,
+        }
+        rows = [dict(zip(names, map(float, row), strict=True)) for row in self.fitted.weights]
+        if self.fitted.per_region:
+            regions = [region.name for region in self.fitted.layout.regions]
+            data["regions"] = dict(zip(regions, rows, strict=True))
+            data["fallback_to_global"] = list(self.fitted.fallback)
+        else:
+            data["weights"] = rows[0]
+        return data
+
+
+def fit_runs(
+    runs_dir: str | Path,
+    data_dir: str | Path | None = None,
+    method: str = "lsq",
+    per_region: bool = False,
+    rounds: int = 50,
+) -> FitReport:
+    """Fit blend weights on the validation predictions of the run folders under `runs_dir`.
+
+    The truth comes from `data_dir` (default: the `data` of the runs' config.toml).
+    """
+    runs = find_runs(runs_dir)
+    data = Path(data_dir) if data_dir is not None else data_dir_of(runs)
+    if data is None:
+        raise InputError(runs_dir, "no data folder: pass --data or set `data` in config.toml")
+    names, predictions = align_predictions(runs)
+    truth = truth_for(data, names)
+    if truth.shape[1] != predictions.shape[2]:
+        raise InputError(
+            data, f"labels have {truth.shape[1]} points, predictions {predictions.shape[2]}"
+        )
+    fitted = fit_weights(predictions, truth, names, method, per_region, rounds)
+    scores = np.array([validation_score(names, p, truth) for p in predictions])
+    blended = blend_points(predictions, fitted.point_weights())
+    return FitReport(
+        runs, fitted, scores, validation_score(names, blended, truth), len(names), data
+    )
+
+
+def weights_path_for(output: str | Path) -> Path:
+    """Where the fitted weights of OUT.csv are saved: OUT.weights.json."""
+    return Path(output).with_suffix(".weights.json")
+
+
+def blend_runs(report: FitReport, output: str | Path, decimals: int = 4) -> BlendResult:
+    """Blend the runs' test predictions with the fitted weights; write OUT.csv and its JSON.
+
+    Without per-region weights and with every run's submission.csv present, the submissions
+    are blended directly. Otherwise each run's test_predictions.npz (or submission.csv) is
+    gathered on the data folder's test_points.csv and each value weighted by its landmark's
+    region.
+    """
+    runs, fitted = report.runs, report.fitted
+    submissions = [run.submission_path for run in runs]
+    json_path = weights_path_for(output)
+    inputs = [*submissions, *(run.test_predictions_path for run in runs)]
+    _check_output(output, inputs)
+    _check_output(json_path, inputs)
+    if not fitted.per_region and all(path.is_file() for path in submissions):
+        result = blend_submissions(submissions, fitted.weights[0], output, decimals=decimals)
+    else:
+        result = _blend_test_points(report, output, decimals)
+    with atomic_open(json_path, "w", encoding="utf-8") as handle:
+        json.dump(report.to_json(), handle, indent=2)
+    return result
+
+
+def _blend_test_points(report: FitReport, output: str | Path, decimals: int) -> BlendResult:
+    test_points_path = report.data_dir / "test" / "test_points.csv"
+    n_points = report.fitted.layout.n_points
+    test_points = read_test_points(test_points_path, n_points=n_points)
+    indices = test_points.indices
+    value_weights = report.fitted.point_weights()[indices]  # (rows, K, runs)
+    total = np.zeros((*indices.shape, 2))
+    for number, run in enumerate(report.runs):
+        values = _test_values(run, test_points, test_points_path, n_points)
+        total += value_weights[:, :, number, None] * values
+    columns = np.ascontiguousarray(total.reshape(len(total), -1).T)
+    header = ["file_name", *point_columns(indices.shape[1])]
+    write_values(output, header, list(test_points.file_names), columns, decimals)
+    return BlendResult(test_points.file_names, columns)
+
+
+def _test_values(run: RunFolder, test_points, test_points_path: Path, n_points: int) -> np.ndarray:
+    """A run's test values (rows, K, 2) in test_points.csv order."""
+    reference, label = test_points.file_names, str(test_points_path)
+    if run.test_predictions_path.is_file():
+        predictions = run.test_predictions()
+        if predictions.points.shape[1] != n_points:
+            raise InputError(
+                run.test_predictions_path,
+                f"{predictions.points.shape[1]} points per image, the fit used {n_points}",
+            )
+        order = align_order(run.test_predictions_path, predictions.file_names, reference, label)
+        return gather_points(predictions.points[order], test_points.indices)
+    if run.submission_path.is_file():
+        columns = read_aligned(run.submission_path, reference, label)
+        if columns.shape[0] != 2 * test_points.indices.shape[1]:
+            raise InputError(
+                run.submission_path,
+                f"{columns.shape[0] // 2} points per row, test_points.csv asks for "
+                f"{test_points.indices.shape[1]}",
+                1,
+            )
+        return columns.T.reshape(len(reference), -1, 2)
+    raise InputError(run.path, "neither test_predictions.npz nor submission.csv to blend")
