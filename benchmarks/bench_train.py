@@ -1,0 +1,94 @@
+"""Benchmark training speed: images/s per architecture of a train-all config.
+
+For every [[run]] it builds the model as train-all does and times `--steps` training steps
+(batched augmentation, forward, loss, backward, optimizer step) on random uint8 crops of the
+run's crop size, after `--warmup` steps. On CUDA it also times the run without bf16 autocast
+and channels_last.
+
+    .venv/bin/python benchmarks/bench_train.py                          # configs/demo.toml
+    .venv/bin/python benchmarks/bench_train.py --config configs/demo.toml --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from models.augment import BatchPipeline
+from models.config import RunConfig
+from models.factories import LOSSES, OPTIMIZERS
+from models.predict import autocast
+from models.train import build_for_run, select_device
+from models.train_all import load_runs
+
+N_POINTS = 971
+
+
+def images_per_second(config: RunConfig, device: torch.device, steps: int, warmup: int) -> float:
+    """Training images/s of one run configuration on random data."""
+    built = build_for_run(config, N_POINTS)
+    model = built.model.to(device).train()
+    memory = torch.contiguous_format
+    if device.type == "cuda" and config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        memory = torch.channels_last
+    perm = torch.arange(N_POINTS)
+    pipeline = BatchPipeline(built.mean, built.std, built.in_channels, config.augment, perm)
+    optimizer = OPTIMIZERS[config.stages[0].optimizer](model.parameters(), config.stages[0])
+    loss_fn = LOSSES[config.loss](config)
+    size, batch = config.crop_size, config.batch_size
+    pixels = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8).to(device)
+    targets = (torch.rand(batch, N_POINTS, 2) * 0.6 - 0.3).to(device)
+    forward = torch.compile(model) if config.compile else model
+    for step in range(warmup + steps):
+        if step == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        x, y = pipeline.train_batch(pixels, targets)
+        with autocast(device, config.bf16):
+            predicted = forward(x.contiguous(memory_format=memory))
+        loss = loss_fn(predicted.float().view_as(y), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    """Print a Markdown table of training images/s per run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = Path(__file__).resolve().parents[1] / "configs" / "demo.toml"
+    parser.add_argument("--config", type=Path, default=default)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args()
+    device = select_device(args.device)
+    print(
+        f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
+        f"threads {torch.get_num_threads()}"
+    )
+    print(
+        "| run | arch | crop | batch | images/s |"
+        + (" fp32, no channels_last |" if device.type == "cuda" else "")
+    )
+    print("|---|---|---|---|---|" + ("---|" if device.type == "cuda" else ""))
+    for config in load_runs(args.config):
+        speed = images_per_second(config, device, args.steps, args.warmup)
+        row = f"| {config.name} | {config.arch} | {config.crop_size} | {config.batch_size} |"
+        row += f" {speed:.0f} |"
+        if device.type == "cuda":
+            plain = dataclasses.replace(config, bf16=False, channels_last=False)
+            row += f" {images_per_second(plain, device, args.steps, args.warmup):.0f} |"
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()

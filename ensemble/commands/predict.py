@@ -1,0 +1,53 @@
+"""`ens predict`: redo a run's predictions and submission from its best checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Run folder written by `ens train-all` (RUNS/<run>).",
+)
+@click.option("--tta/--no-tta", default=None, help="Horizontal-flip TTA (default: the run's).")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Dataset folder (default: the `data` of the run's config.toml).",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cache folder (default: DATA/.ens_cache).",
+)
+@click.option(
+    "--checkpoint",
+    default="best.pt",
+    show_default=True,
+    help="Checkpoint file inside RUN/checkpoints/.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def predict(
+    run_dir: Path,
+    tta: bool | None,
+    data_dir: Path | None,
+    cache_dir: Path | None,
+    checkpoint: str,
+    quiet: bool,
+) -> None:
+    """Rewrite RUN's val/test predictions, submission.csv, summary and scores.csv row."""
+    from models.predict_run import predict_run
+
+    result = predict_run(run_dir, tta, data_dir, cache_dir, checkpoint, progress=not quiet)
+    click.echo(
+        f"{run_dir.name}: val score {result['val_score']:.4f} (tta {result['tta']}), "
+        f"submission {run_dir / 'submission.csv'}"
+    )

@@ -1,0 +1,63 @@
+"""`ens prepare`: build the shared image caches (decode, letterbox, uint8 memmap) once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Dataset folder in the competition layout.",
+)
+@click.option(
+    "--size",
+    "sizes",
+    multiple=True,
+    type=click.IntRange(16, 2048),
+    help="Crop size (repeatable); default: the crop sizes of --config, else 128.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Runs TOML whose crop sizes to prepare.",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cache folder (default: DATA/.ens_cache).",
+)
+@click.option("--jobs", type=click.IntRange(1), help="Parallel decoders (default: all cores).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def prepare(
+    data_dir: Path,
+    sizes: tuple[int, ...],
+    config_path: Path | None,
+    cache_dir: Path | None,
+    jobs: int | None,
+    quiet: bool,
+) -> None:
+    """Decode, scale and letterbox every train and test image once per crop size.
+
+    The image is scaled so its longer side is the crop size and centred on a square canvas
+    (nothing is cut off); the per-image geometry maps predictions back to original pixels.
+    A cache is rebuilt only when the label files, the file names or the crop size change.
+    """
+    from models.cache import build_cache
+    from models.train_all import load_runs
+
+    if not sizes:
+        sizes = (
+            tuple(sorted({r.crop_size for r in load_runs(config_path)})) if config_path else (128,)
+        )
+    for size in sizes:
+        for split in ("train", "test"):
+            cache = build_cache(data_dir, split, size, cache_dir, jobs, progress=not quiet)
+            click.echo(f"{split} {size}px: {len(cache)} images in {cache.path}")

@@ -1,0 +1,76 @@
+"""`ens train-all`: train every [[run]] of a TOML config into RUNS/<run>/ and RUNS/scores.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def default_config() -> Path:
+    """The demo configuration shipped with the package (configs/demo.toml)."""
+    from importlib.resources import files
+
+    return Path(str(files("ensemble.configs") / "demo.toml"))
+
+
+@click.command("train-all")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Dataset folder in the competition layout (train/, test/).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Runs TOML ([defaults] + one [[run]] per model); default: the shipped demo.toml.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=Path("RUNS"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the run folders and scores.csv.",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the image caches live (default: DATA/.ens_cache).",
+)
+@click.option("--run", "only", multiple=True, help="Train only this run (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--config-keys", is_flag=True, help="Print every config key and exit.")
+def train_all(
+    data_dir: Path,
+    config_path: Path | None,
+    out_dir: Path,
+    cache_dir: Path | None,
+    only: tuple[str, ...],
+    quiet: bool,
+    config_keys: bool,
+) -> None:
+    """Train several architectures one after another on the same data and validation split.
+
+    Each run writes RUNS/<run>/ (config.toml, metrics.csv, checkpoints/, val and test
+    predictions, submission.csv, summary.json) and its row of RUNS/scores.csv. A finished run
+    (summary.json present) is skipped, so rerunning the command completes an interrupted set.
+    """
+    from ensemble.errors import InputError
+    from models.config import config_reference
+    from models.train_all import train_all as run_all
+
+    if config_keys:
+        click.echo(config_reference())
+        return
+    try:
+        run_all(config_path or default_config(), data_dir, out_dir, cache_dir, only, not quiet)
+    except InputError:
+        raise
+    except ValueError as error:  # an unknown --run name
+        raise click.UsageError(str(error)) from None
+    click.echo(f"scores: {out_dir / 'scores.csv'}")

@@ -1,0 +1,223 @@
+"""`ens prepare`: decode, letterbox and store every image once as a uint8 memory-mapped array.
+
+A cache holds one split (train or test) at one crop size S, in
+DATA/.ens_cache/<split>_<S>/ (or under a chosen cache folder):
+
+    images.npy      uint8 (n, S, S, 3), opened memory-mapped
+    geometry.npy    float64 (n, 4): scale_x, scale_y, offset_x, offset_y (see models.geometry)
+    sizes.npy       float64 (n, 2): original (width, height)
+    file_names.npy  the file names in the order of the label file
+    fingerprint.json what the cache was built from; a different fingerprint means rebuild
+
+The folder is built in a temporary sibling and moved into place with os.replace, so a cache is
+either complete or absent. Every architecture of a train-all reads the same cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from ensemble.errors import InputError
+from ensemble.formats import read_landmarks, read_test_points
+from models.geometry import letterbox_geometry
+
+CACHE_VERSION = 2
+PAD_COLOUR = (124, 116, 104)  # ImageNet mean, so padding normalises to about zero
+_CHUNK = 64
+SPLITS = {"train": "landmarks.csv", "test": "test_points.csv"}
+
+
+@dataclass(frozen=True)
+class CachedSplit:
+    """A prepared split: memory-mapped images, geometry rows and file names."""
+
+    path: Path
+    images: np.ndarray
+    geometry: np.ndarray
+    file_names: np.ndarray
+    sizes: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Crop size S."""
+        return int(self.images.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.file_names)
+
+
+def label_file(data_dir: str | Path, split: str) -> Path:
+    """The label file that lists a split's images (train/landmarks.csv, test/test_points.csv)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split '{split}'; allowed: {sorted(SPLITS)}")
+    return Path(data_dir) / split / SPLITS[split]
+
+
+def split_file_names(data_dir: str | Path, split: str) -> np.ndarray:
+    """File names of a split, in the order of its label file."""
+    path = label_file(data_dir, split)
+    if split == "train":
+        return read_landmarks(path).file_names
+    return read_test_points(path, ragged=True).file_names
+
+
+def cache_dir_for(
+    data_dir: str | Path, split: str, size: int, cache_root: str | Path | None
+) -> Path:
+    """Folder of the cache of `split` at crop `size`."""
+    root = Path(cache_root) if cache_root else Path(data_dir) / ".ens_cache"
+    return root / f"{split}_{size}"
+
+
+def fingerprint(data_dir: str | Path, split: str, size: int, file_names: np.ndarray) -> dict:
+    """What a cache depends on: label file size and mtime, the file names and the crop size."""
+    import hashlib
+
+    path = label_file(data_dir, split)
+    stat = path.stat()
+    names = hashlib.sha256("\n".join(map(str, file_names)).encode("utf-8")).hexdigest()
+    return {
+        "version": CACHE_VERSION,
+        "split": split,
+        "size": int(size),
+        "label_file": str(path.resolve()),
+        "label_bytes": stat.st_size,
+        "label_mtime_ns": stat.st_mtime_ns,
+        "n_images": len(file_names),
+        "file_names_sha256": names,
+    }
+
+
+def load_image(path: Path, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Decode one image and letterbox it: (S, S, 3) uint8, its geometry row, (width, height)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            new_w, new_h, geometry = letterbox_geometry(width, height, size)
+            drafted = image.draft("RGB", (2 * new_w, 2 * new_h))
+            box = drafted[1] if drafted else (0, 0, width, height)
+            resized = image.convert("RGB").resize((new_w, new_h), Image.BILINEAR, box=box)
+    except FileNotFoundError:
+        raise InputError(path, "image file not found") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise InputError(path, f"cannot decode image: {error}") from None
+    canvas = np.empty((size, size, 3), dtype=np.uint8)
+    canvas[:] = PAD_COLOUR
+    left, top = int(geometry[2]), int(geometry[3])
+    canvas[top : top + new_h, left : left + new_w] = np.asarray(resized)
+    return canvas, geometry, (width, height)
+
+
+def _fill_chunk(
+    images_path: Path, image_dir: Path, names: list[str], start: int, size: int
+) -> tuple[int, np.ndarray, str | None, str | None]:
+    """Decode names[...] into rows start.. of the memmap; errors come back as (path, problem)."""
+    images = np.load(images_path, mmap_mode="r+")
+    geometry = np.empty((len(names), 6), dtype=np.float64)
+    for offset, name in enumerate(names):
+        try:
+            images[start + offset], geometry[offset, :4], geometry[offset, 4:] = load_image(
+                image_dir / name, size
+            )
+        except InputError as error:
+            return start, geometry, error.path, error.problem
+    images.flush()
+    return start, geometry, None, None
+
+
+def build_cache(
+    data_dir: str | Path,
+    split: str,
+    size: int,
+    cache_root: str | Path | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> CachedSplit:
+    """Build (or reuse, when its fingerprint matches) the cache of a split at crop `size`."""
+    data_dir = Path(data_dir)
+    names = split_file_names(data_dir, split)
+    target = cache_dir_for(data_dir, split, size, cache_root)
+    expected = fingerprint(data_dir, split, size, names)
+    if _read_fingerprint(target) == expected:
+        return open_cache(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        _write_cache(tmp, data_dir / split / "images", names, size, n_jobs, progress, split)
+        (tmp / "fingerprint.json").write_text(json.dumps(expected, indent=1))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return open_cache(target)
+
+
+def _write_cache(
+    folder: Path,
+    image_dir: Path,
+    names: np.ndarray,
+    size: int,
+    n_jobs: int | None,
+    progress: bool,
+    split: str,
+) -> None:
+    images_path = folder / "images.npy"
+    np.lib.format.open_memmap(
+        images_path, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3)
+    ).flush()
+    geometry = np.empty((len(names), 6), dtype=np.float64)
+    starts = range(0, len(names), _CHUNK)
+    jobs = (
+        delayed(_fill_chunk)(images_path, image_dir, list(names[s : s + _CHUNK]), s, size)
+        for s in starts
+    )
+    runner = Parallel(
+        n_jobs=n_jobs or os.cpu_count(), prefer="threads", return_as="generator_unordered"
+    )
+    with tqdm(
+        total=len(names), desc=f"prepare {split} {size}px", unit="img", disable=not progress
+    ) as bar:
+        for start, rows, bad_path, problem in runner(jobs):
+            if bad_path is not None:
+                raise InputError(bad_path, problem)
+            geometry[start : start + len(rows)] = rows
+            bar.update(len(rows))
+    np.save(folder / "geometry.npy", geometry[:, :4])
+    np.save(folder / "sizes.npy", geometry[:, 4:])
+    np.save(folder / "file_names.npy", np.asarray([str(n) for n in names]))
+
+
+def _read_fingerprint(folder: Path) -> dict | None:
+    path = folder / "fingerprint.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def open_cache(folder: str | Path) -> CachedSplit:
+    """Open a built cache folder (images memory-mapped read-only)."""
+    folder = Path(folder)
+    for name in ("images.npy", "geometry.npy", "file_names.npy", "sizes.npy"):
+        if not (folder / name).is_file():
+            raise InputError(folder / name, "cache file missing (run `ens prepare` again)")
+    return CachedSplit(
+        path=folder,
+        images=np.load(folder / "images.npy", mmap_mode="r"),
+        geometry=np.load(folder / "geometry.npy"),
+        file_names=np.load(folder / "file_names.npy").astype(object),
+        sizes=np.load(folder / "sizes.npy"),
+    )

@@ -1,0 +1,152 @@
+"""Training data of a run: the shared caches, normalised targets, the validation split, batches."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Queue
+
+import numpy as np
+import torch
+
+from ensemble.errors import InputError
+from ensemble.formats import read_landmarks
+from ensemble.scoring import validation_score
+from models.cache import CachedSplit, build_cache
+from models.geometry import denormalise, from_crop, normalise, to_crop
+
+
+def validation_mask(n_images: int, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the validation images: a fixed random fraction (at least one image)."""
+    n_val = min(max(1, round(n_images * fraction)), n_images - 1)
+    chosen = np.random.default_rng(seed).permutation(n_images)[:n_val]
+    mask = np.zeros(n_images, dtype=bool)
+    mask[chosen] = True
+    return mask
+
+
+@dataclass
+class RunData:
+    """Everything a run reads: caches, original-pixel truth, normalised targets, the split."""
+
+    train: CachedSplit
+    test: CachedSplit
+    points: np.ndarray  # (n, N, 2) original pixels, train split
+    targets: np.ndarray  # (n, N, 2) float32 normalised to the crop
+    val_mask: np.ndarray
+
+    @property
+    def n_points(self) -> int:
+        """N."""
+        return int(self.points.shape[1])
+
+    @property
+    def size(self) -> int:
+        """Crop size S."""
+        return self.train.size
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        """Rows of the training images."""
+        return np.flatnonzero(~self.val_mask)
+
+    @property
+    def val_indices(self) -> np.ndarray:
+        """Rows of the validation images."""
+        return np.flatnonzero(self.val_mask)
+
+    def mean_targets(self) -> np.ndarray:
+        """Mean normalised training shape (N, 2)."""
+        return self.targets[self.train_indices].mean(axis=0)
+
+    def baseline_val_score(self) -> float:
+        """Val score of the mean-shape baseline (mean of points / image size, per image size)."""
+        train, val = self.train_indices, self.val_indices
+        sizes = self.train.sizes
+        mean_shape = (self.points[train] / sizes[train, None, :]).mean(axis=0)
+        predicted = mean_shape[None] * sizes[val, None, :]
+        return validation_score(self.train.file_names[val], predicted, self.points[val])
+
+    def to_original(self, targets: np.ndarray, split: str, rows: np.ndarray) -> np.ndarray:
+        """Normalised predictions for `rows` of a split -> original pixels."""
+        cache = self.train if split == "train" else self.test
+        return from_crop(denormalise(targets, self.size), cache.geometry[rows])
+
+
+def load_run_data(
+    data_dir: str | Path,
+    crop_size: int,
+    val_fraction: float,
+    split_seed: int,
+    cache_root: str | Path | None = None,
+    progress: bool = True,
+) -> RunData:
+    """Prepare (or reuse) the caches and the targets of a run."""
+    data_dir = Path(data_dir)
+    train = build_cache(data_dir, "train", crop_size, cache_root, progress=progress)
+    test = build_cache(data_dir, "test", crop_size, cache_root, progress=progress)
+    labels_path = data_dir / "train" / "landmarks.csv"
+    labels = read_landmarks(labels_path)
+    if not np.array_equal(labels.file_names, train.file_names):
+        raise InputError(labels_path, "labels changed after the cache was built; run again")
+    if len(labels) < 2:
+        raise InputError(labels_path, "need at least 2 training images (train + validation)")
+    targets = normalise(to_crop(labels.points, train.geometry), crop_size).astype(np.float32)
+    mask = validation_mask(len(labels), val_fraction, split_seed)
+    return RunData(train, test, labels.points, targets, mask)
+
+
+def epoch_order(rows: np.ndarray, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """The training rows of one epoch: shuffled by (seed, epoch), each batch sorted for locality."""
+    shuffled = np.random.default_rng([seed, epoch]).permutation(rows)
+    chunks = [np.sort(shuffled[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    return np.concatenate(chunks) if chunks else shuffled
+
+
+def iterate_batches(
+    images: np.ndarray,
+    rows: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    targets: np.ndarray | None = None,
+    drop_single: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """uint8 image batches (B, S, S, 3) (+ targets) on `device`, read one batch ahead.
+
+    Each batch is one fancy-indexing read of the memory-mapped cache, in the order of `rows`,
+    pinned and copied non-blocking on CUDA. A background thread reads the next batch meanwhile.
+    """
+    pin = device.type == "cuda"
+    batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    if drop_single and batches and len(batches[-1]) < 2 and len(batches) > 1:
+        batches.pop()
+
+    def read(batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        pixels = torch.from_numpy(np.ascontiguousarray(images[batch]))
+        labels = None if targets is None else torch.from_numpy(targets[batch])
+        if pin:
+            pixels = pixels.pin_memory()
+            labels = None if labels is None else labels.pin_memory()
+        return pixels, labels
+
+    queue: Queue = Queue(maxsize=2)
+
+    def producer() -> None:
+        try:
+            for batch in batches:
+                queue.put(read(batch))
+        except BaseException as error:  # handed to the consumer
+            queue.put(error)
+            return
+        queue.put(None)
+
+    threading.Thread(target=producer, daemon=True).start()
+    while (item := queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        pixels, labels = item
+        pixels = pixels.to(device, non_blocking=True)
+        labels = None if labels is None else labels.to(device, non_blocking=True)
+        yield pixels, labels
