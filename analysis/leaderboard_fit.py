@@ -8,6 +8,7 @@ import numpy as np
 from scipy import stats
 
 OUTLIER_THRESHOLD = 3.5  # modified z-score (Iglewicz & Hoaglin) of the Theil-Sen residual
+MIN_POINTS_FOR_OUTLIERS = 5  # with fewer, a robust line passes through most points exactly
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,14 @@ def robust_z(residuals: np.ndarray) -> np.ndarray:
 def flag_outliers(
     x: np.ndarray, y: np.ndarray, robust: RobustFit, threshold: float = OUTLIER_THRESHOLD
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(modified z of each point's Theil-Sen residual, True where |z| > threshold)."""
+    """(modified z of each point's Theil-Sen residual, True where |z| > threshold).
+
+    Nothing is flagged with fewer than MIN_POINTS_FOR_OUTLIERS points: the residual spread is
+    then not estimable and any point would look extreme.
+    """
     z = robust_z(np.asarray(y, float) - robust.predict(x))
+    if len(z) < MIN_POINTS_FOR_OUTLIERS:
+        return z, np.zeros(len(z), dtype=bool)
     return z, np.abs(z) > threshold
 
 

@@ -222,3 +222,12 @@ def test_region_pick_takes_each_region_from_the_run_best_there() -> None:
     assert result.pick.score_cross_fit == pytest.approx(0.0)
     assert result.correlation.shape == (2, 2)
     assert result.blend.score == pytest.approx(1.5**2)
+
+
+def test_no_outliers_flagged_with_too_few_points() -> None:
+    from analysis.leaderboard_fit import MIN_POINTS_FOR_OUTLIERS, flag_outliers, theil_sen
+
+    x = np.array([30.0, 49.0, 140.0])
+    y = np.array([35.0, 51.0, 125.0])
+    z, flagged = flag_outliers(x, y, theil_sen(x, y))
+    assert len(x) < MIN_POINTS_FOR_OUTLIERS and not flagged.any() and np.isfinite(z).all()

@@ -14,6 +14,15 @@ def default_config() -> Path:
     return Path(str(files("ensemble.configs") / "demo.toml"))
 
 
+def _print_config_keys(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from models.config import config_reference
+
+    click.echo(config_reference())
+    ctx.exit()
+
+
 @click.command("train-all")
 @click.option(
     "--data",
@@ -44,7 +53,14 @@ def default_config() -> Path:
 )
 @click.option("--run", "only", multiple=True, help="Train only this run (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.option("--config-keys", is_flag=True, help="Print every config key and exit.")
+@click.option(
+    "--config-keys",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_print_config_keys,
+    help="Print every config key (default and allowed values) and exit.",
+)
 def train_all(
     data_dir: Path,
     config_path: Path | None,
@@ -52,7 +68,6 @@ def train_all(
     cache_dir: Path | None,
     only: tuple[str, ...],
     quiet: bool,
-    config_keys: bool,
 ) -> None:
     """Train several architectures one after another on the same data and validation split.
 
@@ -61,12 +76,8 @@ def train_all(
     (summary.json present) is skipped, so rerunning the command completes an interrupted set.
     """
     from ensemble.errors import InputError
-    from models.config import config_reference
     from models.train_all import train_all as run_all
 
-    if config_keys:
-        click.echo(config_reference())
-        return
     try:
         run_all(config_path or default_config(), data_dir, out_dir, cache_dir, only, not quiet)
     except InputError:
