@@ -64,3 +64,7 @@ def cli() -> None:
 def main() -> None:
     """Console-script entry point."""
     sys.exit(cli.main(standalone_mode=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m ensemble` runs the `ens` CLI (handy under torchrun)."""
+
+from ensemble.cli import main
+
+main()
