@@ -51,7 +51,31 @@ def points_section(
         [run.name for run in runs], predictions, truth, names, layout, n_boot=n_boot, seed=seed
     )
     _points_blocks(section, result, plot_dir)
+    _metrics_block(section, [run.name for run in runs], predictions, truth)
     return section
+
+
+def _metrics_block(
+    section: Section, names: list[str], predictions: np.ndarray, truth: np.ndarray
+) -> None:
+    """RMSE, MAE, NME and PCK of every run (and the blend) on all points of every image."""
+    from ensemble.metrics import metric_report
+
+    labelled = [*names, "blend (equal weights)"] if len(names) > 1 else names
+    sets = [*predictions, predictions.mean(axis=0)] if len(names) > 1 else list(predictions)
+    reports = {
+        name: metric_report(p, truth, alpha=0.1) for name, p in zip(labelled, sets, strict=True)
+    }
+    section.blocks.append(
+        Table(
+            "Other metrics (all points of every validation image)",
+            ["run", "RMSE (px)", "MAE (px)", "NME", "PCK@0.1"],
+            [[n, fmt(r.rmse), fmt(r.mae), fmt(r.nme), fmt(r.pck)] for n, r in reports.items()],
+            note="NME: mean point distance / inter-ocular distance (eye centres of the layout); "
+            "PCK@0.1: share of points within 0.1 x that distance; n/a without known eyes.",
+        )
+    )
+    section.summary["metrics"] = {name: report.as_dict() for name, report in reports.items()}
 
 
 def _points_blocks(section: Section, result, plot_dir: Path | None) -> None:

@@ -23,6 +23,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "show": "ensemble.commands.show:show",
     "analyze": "ensemble.commands.analyze:analyze",
     "train-all": "ensemble.commands.train_all:train_all",
+    "train": "ensemble.commands.train:train",
     "prepare": "ensemble.commands.prepare:prepare",
     "predict": "ensemble.commands.predict:predict",
 }

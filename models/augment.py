@@ -5,7 +5,7 @@ saturation), the uint8 scaling and the mean/std normalisation fold into one per-
 colour map (no clipping in between); then one affine warp (rotation, scale, shift, horizontal
 flip) with affine_grid / grid_sample, whose matrix is applied to the landmarks too (exact).
 Targets live in normalised crop coordinates t in [-0.5, 0.5] (models.geometry); grid_sample's
-coordinates (align_corners=False) are 2t.
+coordinates (align_corners=False) are 2t. Missing labels (NaN) stay NaN through every transform.
 """
 
 from __future__ import annotations
@@ -67,10 +67,14 @@ def warp_images(x: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
 
 
 def warp_points(targets: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
-    """Apply forward maps (B, 2, 3) to normalised targets (B, N, 2)."""
-    grid = 2.0 * targets
+    """Apply forward maps (B, 2, 3) to normalised targets (B, N, 2).
+
+    A missing point (NaN in x or y) comes out missing (both NaN) and touches no other point.
+    """
+    missing = torch.isnan(targets).any(dim=-1, keepdim=True)
+    grid = 2.0 * torch.where(missing, 0.0, targets)
     moved = grid @ forward[:, :, :2].transpose(1, 2) + forward[:, None, :, 2]
-    return moved / 2.0
+    return torch.where(missing, torch.nan, moved / 2.0)
 
 
 def inverse_permutation(perm: torch.Tensor) -> torch.Tensor:

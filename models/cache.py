@@ -7,6 +7,8 @@ DATA/.ens_cache/<split>_<S>/ (or under a chosen cache folder):
     geometry.npy    float64 (n, 4): scale_x, scale_y, offset_x, offset_y (see models.geometry)
     sizes.npy       float64 (n, 2): original (width, height)
     file_names.npy  the file names in the order of the label file
+    valid.npy       bool (n,): False for an image that could not be decoded (left out)
+    bad_images.json [{"file_name", "reason"}] of those images
     fingerprint.json what the cache was built from; a different fingerprint means rebuild
 
 The folder is built in a temporary sibling and moved into place with os.replace, so a cache is
@@ -19,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +34,7 @@ from ensemble.errors import InputError
 from ensemble.formats import read_landmarks, read_test_points
 from models.geometry import letterbox_geometry
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 PAD_COLOUR = (124, 116, 104)  # ImageNet mean, so padding normalises to about zero
 _CHUNK = 64
 SPLITS = {"train": "landmarks.csv", "test": "test_points.csv"}
@@ -46,6 +49,13 @@ class CachedSplit:
     geometry: np.ndarray
     file_names: np.ndarray
     sizes: np.ndarray
+    valid: np.ndarray  # bool (n,): False = undecodable image, left out of training
+
+    @property
+    def bad_images(self) -> list[dict]:
+        """[{"file_name", "reason"}] of the images that could not be decoded."""
+        path = self.path / "bad_images.json"
+        return json.loads(path.read_text()) if path.is_file() else []
 
     @property
     def size(self) -> int:
@@ -67,7 +77,7 @@ def split_file_names(data_dir: str | Path, split: str) -> np.ndarray:
     """File names of a split, in the order of its label file."""
     path = label_file(data_dir, split)
     if split == "train":
-        return read_landmarks(path).file_names
+        return read_landmarks(path, allow_missing=True).file_names  # NaN: checked in data
     return read_test_points(path, ragged=True).file_names
 
 
@@ -118,21 +128,41 @@ def load_image(path: Path, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int
     return canvas, geometry, (width, height)
 
 
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image header, None when even the header is unreadable."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
 def _fill_chunk(
     images_path: Path, image_dir: Path, names: list[str], start: int, size: int
-) -> tuple[int, np.ndarray, str | None, str | None]:
-    """Decode names[...] into rows start.. of the memmap; errors come back as (path, problem)."""
+) -> tuple[int, np.ndarray, str | None, list[tuple[int, str]]]:
+    """Decode names[...] into rows start.. of the memmap.
+
+    A missing file stops the build (its path comes back); an undecodable, truncated or empty
+    one is reported as (row, reason) and gets a padding-colour crop: the run leaves it out.
+    """
     images = np.load(images_path, mmap_mode="r+")
     geometry = np.empty((len(names), 6), dtype=np.float64)
+    bad: list[tuple[int, str]] = []
     for offset, name in enumerate(names):
         try:
             images[start + offset], geometry[offset, :4], geometry[offset, 4:] = load_image(
                 image_dir / name, size
             )
         except InputError as error:
-            return start, geometry, error.path, error.problem
+            if error.problem == "image file not found":
+                return start, geometry, error.path, []
+            known = header_size(image_dir / name)
+            geometry[offset, :4] = letterbox_geometry(*(known or (size, size)), size)[2]
+            geometry[offset, 4:] = known or (np.nan, np.nan)  # unknown size: NaN
+            images[start + offset] = PAD_COLOUR
+            bad.append((start + offset, error.problem))
     images.flush()
-    return start, geometry, None, None
+    return start, geometry, None, bad
 
 
 def build_cache(
@@ -177,6 +207,8 @@ def _write_cache(
         images_path, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3)
     ).flush()
     geometry = np.empty((len(names), 6), dtype=np.float64)
+    valid = np.ones(len(names), dtype=bool)
+    bad_images: list[dict] = []
     starts = range(0, len(names), _CHUNK)
     jobs = (
         delayed(_fill_chunk)(images_path, image_dir, list(names[s : s + _CHUNK]), s, size)
@@ -188,11 +220,24 @@ def _write_cache(
     with tqdm(
         total=len(names), desc=f"prepare {split} {size}px", unit="img", disable=not progress
     ) as bar:
-        for start, rows, bad_path, problem in runner(jobs):
-            if bad_path is not None:
-                raise InputError(bad_path, problem)
+        for start, rows, missing, bad in runner(jobs):
+            if missing is not None:
+                raise InputError(missing, "image file not found")
             geometry[start : start + len(rows)] = rows
+            for row, reason in bad:
+                valid[row] = False
+                bad_images.append({"file_name": str(names[row]), "reason": reason})
             bar.update(len(rows))
+    if not valid.any():
+        raise InputError(image_dir, f"no {split} image could be decoded")
+    for item in sorted(bad_images, key=lambda b: b["file_name"]):
+        warnings.warn(
+            f"{image_dir / item['file_name']}: {item['reason']}; image left out", stacklevel=2
+        )
+    np.save(folder / "valid.npy", valid)
+    (folder / "bad_images.json").write_text(
+        json.dumps(sorted(bad_images, key=lambda b: b["file_name"]), indent=1)
+    )
     np.save(folder / "geometry.npy", geometry[:, :4])
     np.save(folder / "sizes.npy", geometry[:, 4:])
     np.save(folder / "file_names.npy", np.asarray([str(n) for n in names]))
@@ -211,7 +256,7 @@ def _read_fingerprint(folder: Path) -> dict | None:
 def open_cache(folder: str | Path) -> CachedSplit:
     """Open a built cache folder (images memory-mapped read-only)."""
     folder = Path(folder)
-    for name in ("images.npy", "geometry.npy", "file_names.npy", "sizes.npy"):
+    for name in ("images.npy", "geometry.npy", "file_names.npy", "sizes.npy", "valid.npy"):
         if not (folder / name).is_file():
             raise InputError(folder / name, "cache file missing (run `ens prepare` again)")
     return CachedSplit(
@@ -220,4 +265,5 @@ def open_cache(folder: str | Path) -> CachedSplit:
         geometry=np.load(folder / "geometry.npy"),
         file_names=np.load(folder / "file_names.npy").astype(object),
         sizes=np.load(folder / "sizes.npy"),
+        valid=np.load(folder / "valid.npy"),
     )

@@ -41,6 +41,7 @@ class StageConfig:
     plateau_patience: int = 1
     plateau_factor: float = 0.1
     pct_start: float = 0.3
+    freeze: str | int = ""  # "" keeps the run's `freeze`; else re-freeze at the stage start
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ class RunConfig:
     bf16: bool = True
     channels_last: bool = True
     compile: bool = False
+    checkpoint_every: int = 0  # also save checkpoints/last.pt every this many steps (0: off)
+    divergence_factor: float = 10.0  # loss > factor x recent mean = diverged (0: off)
+    divergence_window: int = 20  # steps in the recent mean
+    rollback_lr_factor: float = 0.5  # lr multiplier after each rollback
+    max_rollbacks: int = 3
     stages: tuple[StageConfig, ...] = (StageConfig(),)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -155,6 +161,14 @@ def _freeze(value: Any) -> str | int:
     raise ValueError("'none', 'all' or the number of leading backbone stages to freeze (>= 0)")
 
 
+def _divergence_factor(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("0 (off) or a number > 1")
+    if value != 0 and not (math.isfinite(value) and value > 1):
+        raise ValueError("0 (off) or a number > 1")
+    return float(value)
+
+
 def _hidden(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
@@ -178,6 +192,7 @@ STAGE_KEYS: dict[str, Callable[[Any], Any]] = {
     "plateau_patience": _integer(0),
     "plateau_factor": _number(0, 1, open_low=True),
     "pct_start": _number(0, 1, open_low=True),
+    "freeze": _freeze,
 }
 
 AUGMENT_KEYS: dict[str, Callable[[Any], Any]] = {
@@ -216,6 +231,11 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "bf16": _boolean,
     "channels_last": _boolean,
     "compile": _boolean,
+    "checkpoint_every": _integer(0),
+    "divergence_factor": _divergence_factor,
+    "divergence_window": _integer(1),
+    "rollback_lr_factor": _number(0, 1, open_low=True),
+    "max_rollbacks": _integer(0),
     "stages": None,  # list of stage tables, checked by _stages
     "augment": None,  # table, checked by _augment
 }

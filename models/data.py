@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,10 @@ import torch
 
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks
-from ensemble.scoring import validation_score
 from models.cache import CachedSplit, build_cache
+from models.distributed import shard
 from models.geometry import denormalise, from_crop, normalise, to_crop
+from models.missing import check_labels, masked_validation_score, mean_shape
 
 
 def validation_mask(n_images: int, fraction: float, seed: int) -> np.ndarray:
@@ -49,25 +51,25 @@ class RunData:
 
     @property
     def train_indices(self) -> np.ndarray:
-        """Rows of the training images."""
-        return np.flatnonzero(~self.val_mask)
+        """Rows of the training images (undecodable images left out)."""
+        return np.flatnonzero(~self.val_mask & self.train.valid)
 
     @property
     def val_indices(self) -> np.ndarray:
-        """Rows of the validation images."""
-        return np.flatnonzero(self.val_mask)
+        """Rows of the validation images (undecodable images left out)."""
+        return np.flatnonzero(self.val_mask & self.train.valid)
 
     def mean_targets(self) -> np.ndarray:
-        """Mean normalised training shape (N, 2)."""
-        return self.targets[self.train_indices].mean(axis=0)
+        """Mean normalised training shape (N, 2), missing labels left out."""
+        return mean_shape(self.targets[self.train_indices])
 
     def baseline_val_score(self) -> float:
         """Val score of the mean-shape baseline (mean of points / image size, per image size)."""
         train, val = self.train_indices, self.val_indices
         sizes = self.train.sizes
-        mean_shape = (self.points[train] / sizes[train, None, :]).mean(axis=0)
-        predicted = mean_shape[None] * sizes[val, None, :]
-        return validation_score(self.train.file_names[val], predicted, self.points[val])
+        relative = mean_shape(self.points[train] / sizes[train, None, :])
+        predicted = relative[None] * sizes[val, None, :]
+        return masked_validation_score(self.train.file_names[val], predicted, self.points[val])
 
     def to_original(self, targets: np.ndarray, split: str, rows: np.ndarray) -> np.ndarray:
         """Normalised predictions for `rows` of a split -> original pixels."""
@@ -88,20 +90,24 @@ def load_run_data(
     train = build_cache(data_dir, "train", crop_size, cache_root, progress=progress)
     test = build_cache(data_dir, "test", crop_size, cache_root, progress=progress)
     labels_path = data_dir / "train" / "landmarks.csv"
-    labels = read_landmarks(labels_path)
+    labels = read_landmarks(labels_path, allow_missing=True)  # NaN = not labelled
     if not np.array_equal(labels.file_names, train.file_names):
         raise InputError(labels_path, "labels changed after the cache was built; run again")
     if len(labels) < 2:
         raise InputError(labels_path, "need at least 2 training images (train + validation)")
     targets = normalise(to_crop(labels.points, train.geometry), crop_size).astype(np.float32)
     mask = validation_mask(len(labels), val_fraction, split_seed)
+    check_labels(labels_path, labels.points, np.flatnonzero(~mask))
     return RunData(train, test, labels.points, targets, mask)
 
 
 def epoch_order(rows: np.ndarray, batch_size: int, seed: int, epoch: int) -> np.ndarray:
-    """The training rows of one epoch: shuffled by (seed, epoch), each batch sorted for locality."""
-    shuffled = np.random.default_rng([seed, epoch]).permutation(rows)
-    chunks = [np.sort(shuffled[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    """The training rows of one epoch: shuffled by (seed, epoch), each batch sorted for locality.
+
+    Under torchrun each rank takes its DistributedSampler-like share of the shuffled rows.
+    """
+    shuffled = shard(np.random.default_rng([seed, epoch]).permutation(rows))
+    chunks = [np.sort(shuffled[i : i + batch_size]) for i in range(0, len(shuffled), batch_size)]
     return np.concatenate(chunks) if chunks else shuffled
 
 
@@ -112,16 +118,19 @@ def iterate_batches(
     device: torch.device,
     targets: np.ndarray | None = None,
     drop_single: bool = False,
+    start_batch: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """uint8 image batches (B, S, S, 3) (+ targets) on `device`, read one batch ahead.
 
     Each batch is one fancy-indexing read of the memory-mapped cache, in the order of `rows`,
     pinned and copied non-blocking on CUDA. A background thread reads the next batch meanwhile.
+    `start_batch` skips the batches a resumed epoch has done already.
     """
     pin = device.type == "cuda"
     batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
     if drop_single and batches and len(batches[-1]) < 2 and len(batches) > 1:
         batches.pop()
+    batches = batches[start_batch:]
 
     def read(batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         pixels = torch.from_numpy(np.ascontiguousarray(images[batch]))
@@ -150,3 +159,28 @@ def iterate_batches(
         pixels = pixels.to(device, non_blocking=True)
         labels = None if labels is None else labels.to(device, non_blocking=True)
         yield pixels, labels
+
+
+def mean_shape_for_bad_images(data: RunData, points: np.ndarray) -> np.ndarray:
+    """Test predictions with each undecodable test image's rows replaced by the mean shape.
+
+    The mean shape is the mean training shape relative to the image size, scaled by the image's
+    size (read from its header, else the mean training image size). Each one is warned about.
+    """
+    bad = np.flatnonzero(~data.test.valid)
+    if not len(bad):
+        return points
+    train = data.train_indices
+    sizes = data.train.sizes
+    relative = mean_shape(data.points[train] / sizes[train, None, :])
+    test_sizes = data.test.sizes[bad].copy()
+    unknown = ~np.isfinite(test_sizes).all(axis=1)
+    test_sizes[unknown] = sizes[train].mean(axis=0)
+    points = points.copy()
+    points[bad] = relative[None] * test_sizes[:, None, :]
+    for row in bad:
+        warnings.warn(
+            f"{data.test.file_names[row]}: image could not be decoded; predicted the mean shape",
+            stacklevel=2,
+        )
+    return points

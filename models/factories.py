@@ -1,15 +1,18 @@
-"""Optimizers, learning-rate schedules and losses by name (dicts of factories)."""
+"""Optimizers, learning-rate schedules and losses by name (dicts of factories).
+
+The losses live in models.losses (masked: missing labels are left out).
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from models.config import RunConfig, StageConfig
+from models.config import StageConfig
+from models.losses import LOSSES as LOSSES  # re-exported: losses by name
+from models.losses import WingLoss as WingLoss
 
 
 def _adam(params: Iterable, stage: StageConfig) -> torch.optim.Optimizer:
@@ -118,26 +121,4 @@ SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, StageConfig, int], Schedu
     "plateau": _plateau,
     "onecycle": _onecycle,
     "none": _no_schedule,
-}
-
-
-class WingLoss(nn.Module):
-    """Wing loss (Feng et al. 2018): log-shaped near zero, L1 beyond `width`."""
-
-    def __init__(self, width: float, epsilon: float) -> None:
-        super().__init__()
-        self.width, self.epsilon = width, epsilon
-        self.offset = width - width * math.log1p(width / epsilon)
-
-    def forward(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        error = (predicted - target).abs()
-        small = self.width * torch.log1p(error / self.epsilon)
-        return torch.where(error < self.width, small, error - self.offset).mean()
-
-
-LOSSES: dict[str, Callable[[RunConfig], nn.Module]] = {
-    "mse": lambda config: nn.MSELoss(),
-    "smooth_l1": lambda config: nn.SmoothL1Loss(beta=config.smooth_l1_beta),
-    "l1": lambda config: nn.L1Loss(),
-    "wing": lambda config: WingLoss(config.wing_w, config.wing_epsilon),
 }

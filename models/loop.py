@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import time
@@ -12,16 +13,26 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ensemble.atomic import atomic_open
-from ensemble.scoring import validation_score
+from ensemble.errors import InputError
+from models import distributed
 from models.augment import BatchPipeline
-from models.checkpoint import load_checkpoint, rng_state, save_checkpoint
+from models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from models.config import RunConfig
 from models.data import RunData, epoch_order, iterate_batches
 from models.factories import LOSSES, OPTIMIZERS, SCHEDULERS
+from models.guard import Diverged, FaultHooks, TrainingDiverged, divergence, scaled_step
+from models.missing import (
+    METRIC_KEYS,
+    masked_crop_mse,
+    masked_validation_score,
+    validation_metrics,
+)
 from models.predict import autocast, predict_normalised
+from models.registry import freeze_backbone
 
 METRIC_COLUMNS = [
     "stage",
@@ -30,22 +41,32 @@ METRIC_COLUMNS = [
     "train_loss",
     "val_mse_crop",
     "val_score",
+    *METRIC_KEYS,  # masked RMSE, MAE, NME, PCK in original pixels (missing labels left out)
     "seconds",
     "images_per_s",
+    "events",  # rollbacks during the epoch
 ]
 
 
 @dataclass
 class LoopState:
-    """Progress of a run (all of it goes into the checkpoints)."""
+    """Progress of a run (all of it goes into the checkpoints, so a run resumes exactly)."""
 
     stage: int = 0
     epoch: int = 0  # epochs finished inside the stage
     global_epoch: int = 0
     step: int = 0
+    batch: int = 0  # batches done in the current epoch (the sampler position)
+    epoch_loss: float = 0.0  # loss x images over those batches
+    epoch_images: int = 0
+    epoch_seconds: float = 0.0
+    stale: int = 0  # epochs of this stage without a better val score
     best_score: float = math.inf
     best_epoch: int = -1
     best_stage: int = -1
+    lr_scale: float = 1.0  # product of the rollback lr factors so far
+    recent: list[float] = field(default_factory=list)  # recent step losses (divergence)
+    rollbacks: list[dict] = field(default_factory=list)
     metrics: list[dict] = field(default_factory=list)
 
 
@@ -62,96 +83,150 @@ class Trainer:
     extra: dict  # saved in every checkpoint (mean shape, flip permutation, normalisation...)
     progress: bool = True
     state: LoopState = field(default_factory=LoopState)
+    head: nn.Module | None = None  # needed by stages with their own `freeze`
+    position: int | None = None  # progress-bar line (parallel runs)
+    faults: FaultHooks = field(default_factory=FaultHooks.from_env)
+    replica_digests: list[str] = field(default_factory=list)  # per rank, at the last stage end
 
     @property
     def checkpoints(self) -> Path:
         """The checkpoints/ folder."""
         return self.run_dir / "checkpoints"
 
-    def fit(self) -> LoopState:
+    def fit(self, resume: bool = False) -> LoopState:
         """Run every stage; the model ends with the best checkpoint's weights.
 
         Early stopping (`patience` epochs without a better val score) ends the current stage;
-        every stage ends by reloading the best weights so far.
+        every stage ends by reloading the best weights so far. With `resume`, training goes on
+        from checkpoints/last.pt (model, optimizer, scheduler, position inside the epoch, RNGs).
+        A diverged step rolls back to last.pt with a lower learning rate.
         """
-        forward = self.model
-        if self.config.compile:
-            forward = torch.compile(self.model)
         loss_fn = LOSSES[self.config.loss](self.config)
-        steps = max(1, math.ceil(len(self.data.train_indices) / self.config.batch_size))
-        for stage_index, stage in enumerate(self.config.stages):
-            self.state.stage, self.state.epoch = stage_index, 0
+        per_rank = math.ceil(len(self.data.train_indices) / distributed.world_size())
+        steps = max(1, math.ceil(per_rank / self.config.batch_size))
+        checkpoint = self._resume_checkpoint() if resume else None
+        if checkpoint is None:
+            self._save(None, None, False)  # step 0: the first "last good" checkpoint
+        while self.state.stage < len(self.config.stages):
+            stage = self.config.stages[self.state.stage]
+            self._apply_freeze(stage.freeze)
             parameters = [p for p in self.model.parameters() if p.requires_grad]
             optimizer = OPTIMIZERS[stage.optimizer](parameters, stage)
             schedule = SCHEDULERS[stage.scheduler](optimizer, stage, steps)
-            stale = 0
-            for epoch in range(stage.epochs):
-                row = self._epoch(forward, loss_fn, optimizer, schedule, epoch, steps)
-                schedule.after_epoch(row["val_score"])
-                self.state.epoch, self.state.global_epoch = epoch + 1, self.state.global_epoch + 1
-                improved = row["val_score"] < self.state.best_score
-                if improved:
-                    self.state.best_score = row["val_score"]
-                    self.state.best_epoch = self.state.global_epoch
-                    self.state.best_stage = stage_index
-                    stale = 0
-                else:
-                    stale += 1
-                self._save(optimizer, schedule, improved)
-                if self.config.patience and stale >= self.config.patience:
-                    break
+            if checkpoint is not None and checkpoint["optimizer"]:
+                optimizer.load_state_dict(checkpoint["optimizer"])
+                schedule.load_state_dict(checkpoint["scheduler"])
+            checkpoint = None
+            try:
+                self._stage(self._forward(), loss_fn, optimizer, schedule, steps)
+            except Diverged as event:
+                checkpoint = self._rollback(event)
+                continue
+            self.replica_digests = distributed.check_replicas(self.model)
             self._load_best()  # the next stage (and prediction) starts from the best weights
+            self.state.stage, self.state.epoch, self.state.stale = self.state.stage + 1, 0, 0
         return self.state
+
+    def _stage(self, forward, loss_fn, optimizer, schedule, steps: int) -> None:
+        state, stage = self.state, self.config.stages[self.state.stage]
+        patience = self.config.patience
+        while state.epoch < stage.epochs and not (patience and state.stale >= patience):
+            row = self._epoch(forward, loss_fn, optimizer, schedule, state.epoch, steps)
+            schedule.after_epoch(row["val_score"])
+            state.epoch, state.global_epoch = state.epoch + 1, state.global_epoch + 1
+            improved = row["val_score"] < state.best_score
+            if improved:
+                state.best_score = row["val_score"]
+                state.best_epoch = state.global_epoch
+                state.best_stage = state.stage
+                state.stale = 0
+            else:
+                state.stale += 1
+            self._save(optimizer, schedule, improved)
+
+    def _forward(self) -> nn.Module:
+        """The model as the training step calls it: DDP-wrapped under torchrun, maybe compiled."""
+        forward = self.model
+        if distributed.active():
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            forward = DistributedDataParallel(self.model, device_ids=ids)
+        return torch.compile(forward) if self.config.compile else forward
+
+    def _apply_freeze(self, freeze: str | int) -> None:
+        """A stage's own `freeze` ('' keeps the run's): unfreeze all, then freeze again."""
+        if freeze == "" or self.head is None:
+            return
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(True)
+        freeze_backbone(self.model, self.head, freeze)
 
     def _epoch(self, forward, loss_fn, optimizer, schedule, epoch: int, steps: int) -> dict:
         self.model.train()
-        config, start = self.config, time.perf_counter()
+        config, state = self.config, self.state
+        start = time.perf_counter() - state.epoch_seconds
         rows = epoch_order(
-            self.data.train_indices, config.batch_size, config.seed, self.state.global_epoch
+            self.data.train_indices, config.batch_size, config.seed, state.global_epoch
         )
         memory = torch.channels_last if self._channels_last else torch.contiguous_format
-        total, seen = 0.0, 0
         bar = tqdm(
             total=len(rows),
-            desc=f"{config.name} s{self.state.stage + 1} e{epoch + 1}",
+            initial=min(len(rows), state.batch * config.batch_size),
+            desc=f"{config.name} s{state.stage + 1} e{epoch + 1}",
             unit="img",
             disable=not self.progress,
             leave=False,
+            position=self.position,
         )
         batches = iterate_batches(
-            self.data.train.images, rows, config.batch_size, self.device, self.data.targets, True
+            self.data.train.images,
+            rows,
+            config.batch_size,
+            self.device,
+            self.data.targets,
+            True,
+            start_batch=state.batch,
         )
-        for step, (pixels, targets) in enumerate(batches):
+        for pixels, targets in batches:
             x, y = self.pipeline.train_batch(pixels, targets)
             x = x.contiguous(memory_format=memory)
             with autocast(self.device, config.bf16):
                 predicted = forward(x)
             loss = loss_fn(predicted.float().view_as(y), y)
+            value = self._checked_loss(loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-            optimizer.step()
-            schedule.after_batch(epoch + (step + 1) / steps)
-            self.state.step += 1
-            total += float(loss.detach()) * len(x)
-            seen += len(x)
+            scaled_step(optimizer, state.lr_scale)
+            schedule.after_batch(epoch + (state.batch + 1) / steps)
+            state.step, state.batch = state.step + 1, state.batch + 1
+            state.epoch_loss += value * len(x)
+            state.epoch_images += len(x)
             bar.update(len(x))
-            bar.set_postfix(
-                loss=f"{total / seen:.5f}", img_s=f"{seen / (time.perf_counter() - start):.0f}"
-            )
+            bar.set_postfix(loss=f"{state.epoch_loss / state.epoch_images:.5f}")
+            if config.checkpoint_every and state.step % config.checkpoint_every == 0:
+                state.epoch_seconds = time.perf_counter() - start
+                self._save(optimizer, schedule, False)
+            self.faults.after_step(state.step)
         bar.close()
         train_seconds = time.perf_counter() - start
+        seen = state.epoch_images
         row = {
-            "stage": self.state.stage + 1,
-            "epoch": self.state.global_epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": total / max(seen, 1),
-            **self.validate(),
+            "stage": state.stage + 1,
+            "epoch": state.global_epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"] * state.lr_scale,
+            "train_loss": state.epoch_loss / max(seen, 1),
+            **self._validate_everywhere(),
             "seconds": time.perf_counter() - start,
-            "images_per_s": seen / train_seconds,
+            "images_per_s": seen * distributed.world_size() / train_seconds,
+            "events": "; ".join(
+                f"rollback at step {r['step']}: {r['reason']}; lr x{r['lr_scale']:g}"
+                for r in state.rollbacks
+                if r["epoch"] == state.global_epoch + 1
+            ),
         }
-        self.state.metrics.append(row)
+        state.batch, state.epoch_loss, state.epoch_images, state.epoch_seconds = 0, 0.0, 0, 0.0
+        state.metrics.append(row)
         self._write_metrics()
         if self.progress:
             tqdm.write(
@@ -161,12 +236,72 @@ class Trainer:
             )
         return row
 
+    def _checked_loss(self, loss: torch.Tensor) -> float:
+        """The step's loss (the mean over ranks under torchrun); raises Diverged."""
+        state, config = self.state, self.config
+        value = float(loss.detach())
+        if distributed.active():
+            value = distributed.sum_values([value], self.device)[0] / distributed.world_size()
+        value = self.faults.loss(state.step, value)
+        reason = divergence(value, state.recent, config.divergence_factor, config.divergence_window)
+        if reason:
+            raise Diverged(reason, value)
+        state.recent = [*state.recent, value][-config.divergence_window :]
+        return value
+
+    def _rollback(self, event: Diverged) -> dict:
+        """Reload last.pt after a diverged step, with the learning rate scaled down."""
+        state, config = self.state, self.config
+        where = f"{config.name}: step {state.step + 1} diverged ({event.reason})"
+        if len(state.rollbacks) >= config.max_rollbacks:
+            raise TrainingDiverged(f"{where} after {len(state.rollbacks)} rollback(s); giving up")
+        record = {
+            "step": state.step + 1,
+            "stage": state.stage + 1,
+            "epoch": state.global_epoch + 1,
+            "reason": event.reason,
+            "loss": event.loss,
+            "lr_scale": state.lr_scale * config.rollback_lr_factor,
+        }
+        rollbacks, scale = [*state.rollbacks, record], record["lr_scale"]
+        checkpoint = load_checkpoint(self.checkpoints / "last.pt", "cpu")
+        self._restore(checkpoint)
+        self.state.rollbacks, self.state.lr_scale = rollbacks, scale
+        record["restored_step"] = self.state.step
+        if self.progress:
+            tqdm.write(f"{where}: rolled back to step {self.state.step}, lr x{scale:g}")
+        return checkpoint
+
+    def _resume_checkpoint(self) -> dict:
+        """last.pt, restored into the model, the loop state and the RNGs."""
+        checkpoint = load_checkpoint(self.checkpoints / "last.pt", "cpu")
+        if "loop" not in checkpoint:
+            raise InputError(self.checkpoints / "last.pt", "checkpoint has no loop state to resume")
+        self._restore(checkpoint)
+        if distributed.is_main():
+            self._write_metrics()  # drop rows written after the checkpoint
+        return checkpoint
+
+    def _restore(self, checkpoint: dict) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.state = LoopState(**checkpoint["loop"])
+        rank, ranks = distributed.rank(), checkpoint.get("rng_ranks", [])
+        same_world = len(ranks) == distributed.world_size()
+        restore_rng_state(ranks[rank]["rng"] if same_world else checkpoint["rng"])
+        pipeline_rng = ranks[rank]["pipeline"] if same_world else checkpoint["pipeline_rng"]
+        self.pipeline.generator.set_state(pipeline_rng)
+
     @property
     def _channels_last(self) -> bool:
         return self.device.type == "cuda" and self.config.channels_last
 
+    def _validate_everywhere(self) -> dict:
+        """Rank 0 validates (with its batch-norm statistics) and every rank gets the metrics."""
+        distributed.sync_buffers(self.model)
+        return distributed.broadcast(self.validate() if distributed.is_main() else None)
+
     def validate(self) -> dict:
-        """Val MSE in crop pixels and the leaderboard-comparable val score (no TTA)."""
+        """Val MSE in crop pixels, the leaderboard-comparable val score, RMSE/MAE/NME/PCK."""
         rows = self.data.val_indices
         normalised = predict_normalised(
             self.model,
@@ -178,33 +313,45 @@ class Trainer:
             bf16=self.config.bf16,
             channels_last=self._channels_last,
         )
-        crop_mse = float(((normalised - self.data.targets[rows]) ** 2).mean() * self.data.size**2)
-        points = self.data.to_original(normalised, "train", rows)
-        score = validation_score(self.data.train.file_names[rows], points, self.data.points[rows])
-        return {"val_mse_crop": crop_mse, "val_score": score}
+        crop_mse = masked_crop_mse(normalised, self.data.targets[rows], self.data.size)
+        points, truth = self.data.to_original(normalised, "train", rows), self.data.points[rows]
+        score = masked_validation_score(self.data.train.file_names[rows], points, truth)
+        return {
+            "val_mse_crop": crop_mse,
+            "val_score": score,
+            **validation_metrics(points, truth),
+        }
 
     def _save(self, optimizer, schedule, improved: bool) -> None:
+        """last.pt (and best.pt when improved); rank 0 writes, every rank waits for it."""
         state = self.state
-        checkpoint = {
-            "model": self.model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": schedule.state_dict(),
-            "scaler": {},  # bf16 autocast needs no gradient scaler
-            "stage": state.stage,
-            "epoch": state.epoch,
-            "global_epoch": state.global_epoch,
-            "step": state.step,
-            "best_score": state.best_score,
-            "best_epoch": state.best_epoch,
-            "best_stage": state.best_stage,
-            "rng": rng_state(),
-            "pipeline_rng": self.pipeline.generator.get_state(),
-            "config": self.config.to_dict(),
-            **self.extra,
-        }
-        save_checkpoint(self.checkpoints / "last.pt", checkpoint)
-        if improved:
-            save_checkpoint(self.checkpoints / "best.pt", checkpoint)
+        ranks = distributed.gather(
+            {"rng": rng_state(), "pipeline": self.pipeline.generator.get_state()}
+        )
+        if distributed.is_main():
+            checkpoint = {
+                "model": self.model.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer is not None else {},
+                "scheduler": schedule.state_dict() if schedule is not None else {},
+                "scaler": {},  # bf16 autocast needs no gradient scaler
+                "stage": state.stage,
+                "epoch": state.epoch,
+                "global_epoch": state.global_epoch,
+                "step": state.step,
+                "best_score": state.best_score,
+                "best_epoch": state.best_epoch,
+                "best_stage": state.best_stage,
+                "loop": dataclasses.asdict(state),
+                "rng": ranks[0]["rng"],
+                "pipeline_rng": ranks[0]["pipeline"],
+                "rng_ranks": ranks if len(ranks) > 1 else [],
+                "config": self.config.to_dict(),
+                **self.extra,
+            }
+            save_checkpoint(self.checkpoints / "last.pt", checkpoint)
+            if improved:
+                save_checkpoint(self.checkpoints / "best.pt", checkpoint)
+        distributed.barrier()
 
     def _load_best(self) -> None:
         best = self.checkpoints / "best.pt"
@@ -212,6 +359,8 @@ class Trainer:
             self.model.load_state_dict(load_checkpoint(best, self.device)["model"])
 
     def _write_metrics(self) -> None:
+        if not distributed.is_main():
+            return
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
         writer.writeheader()

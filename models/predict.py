@@ -16,9 +16,9 @@ from ensemble.formats import gather_points, read_test_points, write_submission
 from ensemble.predictions import save_predictions
 from ensemble.runs import SUBMISSION, SUMMARY, TEST_PREDICTIONS, VAL_PREDICTIONS
 from ensemble.scores_table import upsert_score_row
-from ensemble.scoring import validation_score
 from models.augment import BatchPipeline, unflip_points
-from models.data import RunData, iterate_batches
+from models.data import RunData, iterate_batches, mean_shape_for_bad_images
+from models.missing import masked_crop_mse, masked_validation_score, validation_metrics
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
@@ -80,22 +80,25 @@ def write_predictions(
     )
     val_points = data.to_original(val_norm, "train", val_rows)
     val_names = data.train.file_names[val_rows]
-    score = validation_score(val_names, val_points, data.points[val_rows])
-    crop_mse = float(((val_norm - data.targets[val_rows]) ** 2).mean() * data.size**2)
+    score = masked_validation_score(val_names, val_points, data.points[val_rows])
+    crop_mse = masked_crop_mse(val_norm, data.targets[val_rows], data.size)
     save_predictions(run_dir / VAL_PREDICTIONS, val_names, val_points)
     test_rows = np.arange(len(data.test))
     test_norm = predict_normalised(
         model, pipeline, data.test.images, test_rows, batch_size, device, **options
     )
-    test_points = data.to_original(test_norm, "test", test_rows)
+    test_points = mean_shape_for_bad_images(data, data.to_original(test_norm, "test", test_rows))
     save_predictions(run_dir / TEST_PREDICTIONS, data.test.file_names, test_points)
-    requests = read_test_points(data_dir / "test" / "test_points.csv", n_points=data.n_points)
+    requests = read_test_points(  # ragged rows (Kaggle FKD): -1 padding, left empty
+        data_dir / "test" / "test_points.csv", n_points=data.n_points, ragged=True
+    )
     write_submission(
         run_dir / SUBMISSION, requests.file_names, gather_points(test_points, requests.indices)
     )
     return {
         "val_score": score,
         "val_mse_crop": crop_mse,
+        **validation_metrics(val_points, data.points[val_rows]),
         "tta": flip_perm is not None,
         "predict_seconds": time.perf_counter() - start,
     }

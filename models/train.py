@@ -14,9 +14,13 @@ import torch
 import torchvision
 
 from ensemble.atomic import atomic_open
+from ensemble.errors import InputError
+from ensemble.fkd.layout import FKD_LAYOUT, FKD_TWINS
 from ensemble.layout import FACE_971, FACE_971_TWINS, flip_mismatches, flip_permutation
 from ensemble.runs import CONFIG, SUMMARY
+from models import distributed
 from models.augment import BatchPipeline
+from models.checkpoint import load_checkpoint
 from models.config import RunConfig, to_toml
 from models.data import RunData, load_run_data
 from models.heads import start_at_mean_shape
@@ -25,27 +29,54 @@ from models.predict import record_score, update_summary, write_predictions
 from models.registry import BuiltModel, build_model
 
 
-def select_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU (which then uses every core)."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device = 'cuda' but no CUDA device is available")
+def select_device(name: str, threads: int | None = None) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cuda:i' names a GPU.
+
+    Under torchrun each process takes its local rank's GPU, or on CPU its share of the cores
+    (`threads` overrides the CPU thread count, e.g. for parallel runs).
+    """
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device = '{name}' but no CUDA device is available")
     device = torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda:"):
+        device = torch.device(name)
+    elif device.type == "cuda" and distributed.active():
+        device = torch.device("cuda", distributed.local_rank())
     if device.type == "cuda":
+        torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
     else:
-        torch.set_num_threads(os.cpu_count() or 1)
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if distributed.active() else 1
+        torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // local_world))
     return device
 
 
+def load_shared_data(
+    config: RunConfig, data_dir: Path, cache_root: str | Path | None, progress: bool
+) -> RunData:
+    """The run's data; under torchrun rank 0 builds the caches, the others then read them."""
+    if distributed.is_main():
+        data = load_run_data(
+            data_dir, config.crop_size, config.val_fraction, config.split_seed, cache_root, progress
+        )
+    distributed.barrier()
+    if not distributed.is_main():
+        data = load_run_data(
+            data_dir, config.crop_size, config.val_fraction, config.split_seed, cache_root, False
+        )
+    return data
+
+
 def run_flip_permutation(mean_targets: np.ndarray) -> np.ndarray:
-    """Flip permutation from the mean training shape; checked against the 971-point layout."""
+    """Flip permutation from the mean training shape; checked against a known layout (971, 15)."""
     perm = flip_permutation(mean_targets)
-    if len(perm) == FACE_971.n_points:
-        problems = flip_mismatches(perm, FACE_971, FACE_971_TWINS)
+    known = {971: (FACE_971, FACE_971_TWINS), 15: (FKD_LAYOUT, FKD_TWINS)}
+    if len(perm) in known:
+        problems = flip_mismatches(perm, *known[len(perm)])
         if problems:
             warnings.warn(
-                "flip permutation from the mean shape disagrees with the 971-point layout: "
-                + "; ".join(problems[:3]),
+                f"flip permutation from the mean shape disagrees with the {len(perm)}-point "
+                "layout: " + "; ".join(problems[:3]),
                 stacklevel=2,
             )
     return perm
@@ -83,20 +114,37 @@ def train_run(
     cache_root: str | Path | None = None,
     progress: bool = True,
     data: RunData | None = None,
+    resume: bool = False,
+    device_name: str | None = None,
+    threads: int | None = None,
+    record: bool = True,
+    position: int | None = None,
 ) -> dict:
-    """Train one run into `run_dir`; return its summary (also written to summary.json)."""
+    """Train one run into `run_dir`; return its summary (also written to summary.json).
+
+    `resume` continues from checkpoints/last.pt; `device_name` and `threads` override the
+    config's device; `record` = False leaves RUNS/scores.csv to the caller. Under torchrun
+    every rank trains and rank 0 alone writes; the other ranks return {"run", "rank"}.
+    """
     started = time.perf_counter()
     data_dir, run_dir = Path(data_dir).resolve(), Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_open(run_dir / CONFIG, "w", encoding="utf-8") as handle:
-        handle.write(to_toml({"data": str(data_dir), **config.to_dict()}))
+    main = distributed.is_main()
+    progress = progress and main
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            check_resumable(run_dir, config)
+        else:
+            for old in (run_dir / "checkpoints").glob("*.pt"):
+                old.unlink()  # a fresh start must not inherit a killed run's best.pt
+        with atomic_open(run_dir / CONFIG, "w", encoding="utf-8") as handle:
+            handle.write(to_toml({"data": str(data_dir), **config.to_dict()}))
+    distributed.barrier()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    device = select_device(config.device)
+    device = select_device(device_name or config.device, threads)
     if data is None:
-        data = load_run_data(
-            data_dir, config.crop_size, config.val_fraction, config.split_seed, cache_root, progress
-        )
+        data = load_shared_data(config, data_dir, cache_root, progress)
     mean_targets = data.mean_targets()
     perm = torch.from_numpy(run_flip_permutation(mean_targets))
     built = build_for_run(config, data.n_points)
@@ -104,8 +152,11 @@ def train_run(
     model = built.model.to(device)
     if device.type == "cuda" and config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    rank_seed = config.seed + 7919 * distributed.rank()  # own augmentation/dropout per rank
+    if rank_seed != config.seed:
+        torch.manual_seed(rank_seed)  # after the model is built: weights stay identical
     pipeline = BatchPipeline(
-        built.mean, built.std, built.in_channels, config.augment, perm, config.seed
+        built.mean, built.std, built.in_channels, config.augment, perm, rank_seed
     )
     extra = {
         "flip_perm": perm,
@@ -116,9 +167,12 @@ def train_run(
         "n_points": data.n_points,
     }
     trainer = Trainer(config, data, model, pipeline, device, run_dir, extra, progress)
+    trainer.head, trainer.position = built.head, position
     train_start = time.perf_counter()
-    state = trainer.fit()
+    state = trainer.fit(resume)
     train_seconds = time.perf_counter() - train_start
+    if not main:
+        return {"run": run_dir.name, "rank": distributed.rank()}
     results = write_predictions(
         run_dir,
         data_dir,
@@ -155,8 +209,32 @@ def train_run(
         else f"cpu x{torch.get_num_threads()}",
         "versions": versions(),
         "command": " ".join(sys.argv),
+        "resumed": resume,
+        "rollbacks": state.rollbacks,
+        "bad_images": {"train": data.train.bad_images, "test": data.test.bad_images},
+        "world_size": distributed.world_size(),
+        "replica_digests": trainer.replica_digests,
     }
     (run_dir / SUMMARY).unlink(missing_ok=True)
     update_summary(run_dir, summary)
-    record_score(run_dir, results["val_score"])
+    if record:
+        record_score(run_dir, results["val_score"])
     return summary
+
+
+RESUME_FREE_KEYS = ("checkpoint_every", "device", "compile", "max_rollbacks")
+
+
+def check_resumable(run_dir: Path, config: RunConfig) -> None:
+    """Refuse to resume without last.pt or with a config that changed what is trained."""
+    path = run_dir / "checkpoints" / "last.pt"
+    saved = load_checkpoint(path, "cpu").get("config", {})
+    now = config.to_dict()
+    changed = [k for k in now if k not in RESUME_FREE_KEYS and saved.get(k) != now[k]]
+    if changed:
+        key = changed[0]
+        raise InputError(
+            path,
+            f"cannot resume: '{key}' was {saved.get(key)!r} and is now {now[key]!r} "
+            "(train afresh without --resume, or use the run's own config)",
+        )

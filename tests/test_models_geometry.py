@@ -83,6 +83,10 @@ def test_missing_and_broken_images_are_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="train00003.jpg: image file not found"):
         build_cache(data, "train", 32, progress=False)
     (data / "test" / "images" / "test00001.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(InputError, match="test00001.jpg: cannot decode image"):
-        build_cache(data, "test", 32, progress=False)
-    assert not (data / ".ens_cache" / "test_32").exists()
+    with pytest.warns(UserWarning, match="test00001.jpg: cannot decode image"):
+        cache = build_cache(data, "test", 32, progress=False)
+    assert cache.valid.tolist() == [True, False]  # reported and left out, not fatal
+    assert cache.bad_images[0]["file_name"] == "test00001.jpg"
+    (data / "test" / "images" / "test00000.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="no test image could be decoded"):
+        build_cache(data, "test", 40, progress=False)  # a new size: the cache is built

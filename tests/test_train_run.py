@@ -111,8 +111,13 @@ def test_train_all_writes_every_run_file(trained) -> None:
         "train_loss",
         "val_mse_crop",
         "val_score",
+        "val_rmse",
+        "val_mae",
+        "val_nme",
+        "val_pck",
         "seconds",
         "images_per_s",
+        "events",
     ]
     assert len(metrics) == 8
     summary = json.loads((run / "summary.json").read_text())

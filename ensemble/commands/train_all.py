@@ -51,7 +51,26 @@ def _print_config_keys(ctx: click.Context, _param: click.Parameter, value: bool)
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the image caches live (default: DATA/.ens_cache).",
 )
-@click.option("--run", "only", multiple=True, help="Train only this run (repeatable).")
+@click.option(
+    "--run",
+    "--only",
+    "only",
+    multiple=True,
+    help="Train only this run (repeatable; --only is the same, for torchrun command lines).",
+)
+@click.option("--resume", is_flag=True, help="Continue unfinished runs from checkpoints/last.pt.")
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Runs trained at once (one GPU each, else the CPU cores split).",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(0),
+    help="Save checkpoints/last.pt every M steps too (overrides the config's checkpoint_every).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option(
     "--config-keys",
@@ -67,21 +86,44 @@ def train_all(
     out_dir: Path,
     cache_dir: Path | None,
     only: tuple[str, ...],
+    resume: bool,
+    jobs: int,
+    checkpoint_every: int | None,
     quiet: bool,
 ) -> None:
     """Train several architectures one after another on the same data and validation split.
 
     Each run writes RUNS/<run>/ (config.toml, metrics.csv, checkpoints/, val and test
     predictions, submission.csv, summary.json) and its row of RUNS/scores.csv. A finished run
-    (summary.json present) is skipped, so rerunning the command completes an interrupted set.
+    (summary.json present) is skipped, so rerunning the command completes an interrupted set;
+    with --resume an unfinished run continues from its last checkpoint.
+
+    Launched by torchrun, each run trains over all the processes (DistributedDataParallel):
+    torchrun --nproc_per_node=4 $(which ens) train-all --data DATA --config runs.toml
     """
     from ensemble.errors import InputError
+    from models import distributed
+    from models.guard import TrainingDiverged
     from models.train_all import train_all as run_all
 
+    distributed.init_from_env()
     try:
-        run_all(config_path or default_config(), data_dir, out_dir, cache_dir, only, not quiet)
+        run_all(
+            config_path or default_config(),
+            data_dir,
+            out_dir,
+            cache_dir,
+            only,
+            not quiet,
+            resume=resume,
+            jobs=jobs,
+            checkpoint_every=checkpoint_every,
+        )
     except InputError:
         raise
+    except TrainingDiverged as error:
+        raise click.ClickException(str(error)) from None
     except ValueError as error:  # an unknown --run name
         raise click.UsageError(str(error)) from None
-    click.echo(f"scores: {out_dir / 'scores.csv'}")
+    if distributed.is_main():
+        click.echo(f"scores: {out_dir / 'scores.csv'}")

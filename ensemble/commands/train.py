@@ -1,0 +1,99 @@
+"""`ens train`: train one run of a config, or resume a killed run from its last checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A run folder to continue from its checkpoints/last.pt (with its own config.toml).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Runs TOML (as for train-all); needs --run, --data and --out.",
+)
+@click.option(
+    "--run",
+    "--name",
+    "run_name",
+    help="The [[run]] of --config to train (--name: the same, for torchrun command lines).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Dataset folder (default with --resume: the run's own).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=Path("RUNS"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the run folders and scores.csv.",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the image caches live (default: DATA/.ens_cache).",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(0),
+    help="Save checkpoints/last.pt every M steps too (overrides checkpoint_every).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(
+    resume_dir: Path | None,
+    config_path: Path | None,
+    run_name: str | None,
+    data_dir: Path | None,
+    out_dir: Path,
+    cache_dir: Path | None,
+    checkpoint_every: int | None,
+    quiet: bool,
+) -> None:
+    """Train one run (--config, --run, --data), or continue one (--resume RUNS/<run>).
+
+    A resumed run reaches the same weights and metrics as an uninterrupted one with the same
+    seed (on CPU, bit for bit). Under torchrun the run trains over all the processes.
+    """
+    import dataclasses
+
+    from ensemble.errors import InputError
+    from models import distributed
+    from models.guard import TrainingDiverged
+    from models.train import train_run
+    from models.train_all import load_runs, resume_target
+
+    if resume_dir is not None:
+        config, data_dir, run_dir = resume_target(resume_dir, data_dir)
+    else:
+        if config_path is None or run_name is None or data_dir is None:
+            raise click.UsageError("give --resume RUN, or --config, --run and --data")
+        runs = {r.name: r for r in load_runs(config_path)}
+        if run_name not in runs:
+            raise click.UsageError(f"--run {run_name} is not in {config_path}")
+        config, run_dir = runs[run_name], out_dir / run_name
+    if checkpoint_every is not None:
+        config = dataclasses.replace(config, checkpoint_every=checkpoint_every)
+    distributed.init_from_env()
+    try:
+        summary = train_run(
+            config, data_dir, run_dir, cache_dir, not quiet, resume=resume_dir is not None
+        )
+    except InputError:
+        raise
+    except TrainingDiverged as error:
+        raise click.ClickException(str(error)) from None
+    if distributed.is_main():
+        click.echo(f"{run_dir.name}: val score {summary['val_score']:.3f} ({run_dir})")

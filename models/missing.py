@@ -1,0 +1,98 @@
+"""Missing landmark labels (NaN, Kaggle Facial Keypoints): checks and masked validation metrics.
+
+A NaN in the training landmarks means "not labelled". Training rows and points without any
+label are errors (they would silently turn into NaN means and scores); everything else leaves
+the missing values out: the mean shape is a nanmean, scores average over present values only.
+With every label present each function equals its unmasked counterpart exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ensemble.errors import InputError
+from ensemble.formats import gather_points
+from ensemble.metrics import metric_report
+from ensemble.scoring import subset_mse
+from ensemble.subsets import validation_subsets
+
+PCK_ALPHA = 0.1  # PCK threshold: a point is correct within 0.1 x the inter-ocular distance
+METRIC_KEYS = ("val_rmse", "val_mae", "val_nme", "val_pck")
+
+
+def check_labels(path: str | Path, points: np.ndarray, train_rows: np.ndarray) -> None:
+    """Reject unusable missing labels: a row without any, half a point, an unlabelled point.
+
+    `points` (n, N, 2) with NaN for missing; `train_rows` are the rows the model trains on
+    (every point needs at least one label there, or its mean and its loss are undefined).
+    """
+    missing = np.isnan(points)
+    if not missing.any():
+        return
+    half = missing[..., 0] != missing[..., 1]
+    if half.any():
+        row, point = np.argwhere(half)[0]
+        present = "XY"[int(missing[row, point, 0])]
+        raise InputError(
+            path, f"Point_M{point}_{present} is set but its other coordinate is empty", row + 2
+        )
+    empty_rows = missing.all(axis=(1, 2))
+    if empty_rows.any():
+        row = int(np.flatnonzero(empty_rows)[0])
+        raise InputError(
+            path,
+            f"no landmark labelled in this row ({int(empty_rows.sum())} such row(s)); "
+            "drop unlabelled images from train/",
+            row + 2,
+        )
+    unlabelled = missing[train_rows, :, 0].all(axis=0)
+    if unlabelled.any():
+        point = int(np.flatnonzero(unlabelled)[0])
+        raise InputError(
+            path,
+            f"Point_M{point} has no label among the {len(train_rows)} training images "
+            f"({int(unlabelled.sum())} such point(s)); its mean shape and loss are undefined",
+        )
+
+
+def mean_shape(points: np.ndarray) -> np.ndarray:
+    """Mean over images of (n, N, 2) points, leaving missing (NaN) values out."""
+    if np.isnan(points).all(axis=0).any():
+        raise ValueError("a landmark has no label in any image; the mean shape is undefined")
+    return np.nanmean(points, axis=0)
+
+
+def masked_crop_mse(normalised: np.ndarray, targets: np.ndarray, size: int) -> float:
+    """MSE in crop pixels over the labelled target values."""
+    present = ~np.isnan(targets)
+    return float(np.mean((normalised[present] - targets[present]) ** 2) * size**2)
+
+
+def masked_validation_score(
+    file_names: np.ndarray, predicted: np.ndarray, truth: np.ndarray, k: int = 30, seed: int = 0
+) -> float:
+    """`ensemble.scoring.validation_score` leaving missing labels out.
+
+    Per image: the MSE over the labelled values of its fixed K-subset; images whose subset holds
+    no label are left out. Equals validation_score when every label is present.
+    """
+    indices = validation_subsets(file_names, np.asarray(truth).shape[1], k=k, seed=seed)
+    true = gather_points(np.asarray(truth, np.float64), indices)
+    pred = gather_points(np.asarray(predicted, np.float64), indices)
+    rows = ~np.isnan(true).all(axis=(1, 2))
+    if not rows.any():
+        raise ValueError("no validation image has a labelled point in its subset")
+    return float(subset_mse(pred[rows], true[rows]).mean())
+
+
+def validation_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
+    """Masked RMSE, MAE (pixels), NME and PCK@PCK_ALPHA (eye centres of the layout, if known)."""
+    report = metric_report(predicted, truth, alpha=PCK_ALPHA)
+    return {
+        "val_rmse": report.rmse,
+        "val_mae": report.mae,
+        "val_nme": report.nme,
+        "val_pck": report.pck,
+    }
