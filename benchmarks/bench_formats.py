@@ -40,8 +40,10 @@ def main() -> None:
         path = Path(tmp) / "test_points.csv"
         write_test_points(path, names, draw_point_subsets(rng, args.test_rows, 971, 30))
         seconds = _median_seconds(lambda: read_test_points(path, n_points=971), args.repeats)
-        print(f"test_points.csv {args.test_rows} rows x 30: {seconds:.3f} s (median of "
-              f"{args.repeats})")
+        print(
+            f"test_points.csv {args.test_rows} rows x 30: {seconds:.3f} s (median of "
+            f"{args.repeats})"
+        )
 
         rows = args.landmarks_rows
         landmarks = Path(tmp) / "landmarks.csv"
@@ -52,8 +54,10 @@ def main() -> None:
         seconds = _median_seconds(lambda: read_landmarks(landmarks), 1)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         data_mb = rows * 971 * 2 * 4 / 2**20
-        print(f"landmarks.csv {rows} x 971: {seconds:.2f} s, {rows / seconds:,.0f} rows/s; "
-              f"float32 data {data_mb:.0f} MiB, peak RSS {peak:.0f} MiB (before {before:.0f})")
+        print(
+            f"landmarks.csv {rows} x 971: {seconds:.2f} s, {rows / seconds:,.0f} rows/s; "
+            f"float32 data {data_mb:.0f} MiB, peak RSS {peak:.0f} MiB (before {before:.0f})"
+        )
 
 
 if __name__ == "__main__":
