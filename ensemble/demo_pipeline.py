@@ -115,11 +115,12 @@ def closing_table(directory: Path, data: Path, runs_dir: Path) -> pd.DataFrame:
         "blend: fitted": (FIT_BLEND, float(fitted["blend_val_score"])),
     }
     baseline = score_files([directory / "baseline.csv"], data)[0]
+    baseline_val = find_runs(runs_dir)[0].summary().get("baseline_val_score", np.nan)
     rows.insert(
         0,
         {
             "name": "mean-shape baseline",
-            "val": np.nan,
+            "val": baseline_val,
             "public": baseline.public,
             "private": baseline.private,
         },

@@ -150,3 +150,31 @@ def flip_mismatches(perm: np.ndarray, layout: Layout, twins: dict[str, str]) -> 
             names = sorted(layout.regions[i].name for i in landed)
             problems.append(f"'{region.name}' maps to {names}, expected ['{target.name}']")
     return problems
+
+
+def region_flip_permutation(
+    mean_shape: np.ndarray, layout: Layout, twins: dict[str, str]
+) -> np.ndarray:
+    """Flip permutation matched region by region: each region only onto its twin (or itself).
+
+    Robust where a free matching is not: a mean shape of few or posed faces is not quite
+    symmetric, and near the boundary between two regions a free assignment may cross it.
+    """
+    shape = np.asarray(mean_shape, dtype=np.float64)
+    if shape.shape != (layout.n_points, 2) or not np.isfinite(shape).all():
+        raise ValueError(f"mean shape must be a finite ({layout.n_points}, 2) array")
+    axis = 2 * shape[:, 0].mean()
+    pairs = dict(twins)
+    pairs.update({right: left for left, right in twins.items()})
+    perm = np.empty(layout.n_points, dtype=np.int64)
+    for region in layout.regions:
+        target = layout.region(pairs.get(region.name, region.name))
+        if len(target) != len(region):
+            raise ValueError(f"regions '{region.name}' and '{target.name}' differ in size")
+        mirrored = shape[region.start : region.stop].copy()
+        mirrored[:, 0] = axis - mirrored[:, 0]
+        candidates = shape[target.start : target.stop]
+        cost = ((mirrored[:, None, :] - candidates[None, :, :]) ** 2).sum(axis=-1)
+        rows, cols = linear_sum_assignment(cost)
+        perm[region.start + rows] = target.start + cols
+    return perm

@@ -6,7 +6,6 @@ import os
 import platform
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,13 @@ import torchvision
 from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
 from ensemble.fkd.layout import FKD_LAYOUT, FKD_TWINS
-from ensemble.layout import FACE_971, FACE_971_TWINS, flip_mismatches, flip_permutation
+from ensemble.layout import (
+    FACE_971,
+    FACE_971_TWINS,
+    flip_mismatches,
+    flip_permutation,
+    region_flip_permutation,
+)
 from ensemble.runs import CONFIG, SUMMARY
 from models import distributed
 from models.augment import BatchPipeline
@@ -68,18 +73,20 @@ def load_shared_data(
 
 
 def run_flip_permutation(mean_targets: np.ndarray) -> np.ndarray:
-    """Flip permutation from the mean training shape; checked against a known layout (971, 15)."""
-    perm = flip_permutation(mean_targets)
+    """Flip permutation from the mean training shape, matched within regions for known layouts.
+
+    For the 971-point and 15-point layouts each region is matched only onto its left/right twin
+    (a free matching on a slightly asymmetric mean shape can cross region boundaries); any other
+    N uses the free optimal assignment.
+    """
     known = {971: (FACE_971, FACE_971_TWINS), 15: (FKD_LAYOUT, FKD_TWINS)}
-    if len(perm) in known:
-        problems = flip_mismatches(perm, *known[len(perm)])
-        if problems:
-            warnings.warn(
-                f"flip permutation from the mean shape disagrees with the {len(perm)}-point "
-                "layout: " + "; ".join(problems[:3]),
-                stacklevel=2,
-            )
-    return perm
+    if len(mean_targets) not in known:
+        return flip_permutation(mean_targets)
+    layout, twins = known[len(mean_targets)]
+    free = flip_permutation(mean_targets)
+    if flip_mismatches(free, layout, twins):
+        return region_flip_permutation(mean_targets, layout, twins)
+    return free
 
 
 def build_for_run(config: RunConfig, n_points: int, weights_path: str | None = None) -> BuiltModel:

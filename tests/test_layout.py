@@ -71,3 +71,18 @@ def test_flip_mismatches_reports_wrong_regions() -> None:
 def test_flip_permutation_rejects_bad_shape() -> None:
     with pytest.raises(ValueError, match="finite"):
         flip_permutation(np.array([[0.0, np.nan], [1.0, 1.0]]))
+
+
+def test_region_flip_permutation_stays_within_twin_regions() -> None:
+    from ensemble.face_model import template_shape
+    from ensemble.layout import region_flip_permutation
+
+    shape = template_shape()
+    exact = flip_permutation(shape)
+    np.testing.assert_array_equal(region_flip_permutation(shape, FACE_971, FACE_971_TWINS), exact)
+    # a strongly asymmetric mean shape (a face turned to one side) breaks the free matching
+    turned = shape.copy()
+    turned[:, 0] += 0.25 * turned[:, 0] ** 2
+    perm = region_flip_permutation(turned, FACE_971, FACE_971_TWINS)
+    assert flip_mismatches(perm, FACE_971, FACE_971_TWINS) == []
+    np.testing.assert_array_equal(perm[perm], np.arange(971))
