@@ -6,8 +6,9 @@ Run: .venv/bin/python benchmarks/bench_formats.py [--landmarks-rows 50000]
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,14 +51,30 @@ def main() -> None:
         points = rng.integers(0, 1000, size=(rows, 971, 2)).astype(np.float32)
         write_landmarks(landmarks, [f"{i:08d}.jpg" for i in range(rows)], points, integer=True)
         del points
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         seconds = _median_seconds(lambda: read_landmarks(landmarks), 1)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        imports_mb = _child_peak_mb("import ensemble.formats")
+        peak_mb = _child_peak_mb(
+            f"from ensemble.formats import read_landmarks; read_landmarks({str(landmarks)!r})"
+        )
         data_mb = rows * 971 * 2 * 4 / 2**20
         print(
             f"landmarks.csv {rows} x 971: {seconds:.2f} s, {rows / seconds:,.0f} rows/s; "
-            f"float32 data {data_mb:.0f} MiB, peak RSS {peak:.0f} MiB (before {before:.0f})"
+            f"float32 data {data_mb:.0f} MiB; peak RSS of a reading process {peak_mb:.0f} MiB, "
+            f"{peak_mb - imports_mb:.0f} MiB above its imports "
+            f"({(peak_mb - imports_mb) / data_mb:.2f}x the data)"
         )
+
+
+def _child_peak_mb(code: str) -> float:
+    """Peak resident memory (MiB) of a fresh Python process running `code`."""
+    script = (
+        f"{code}\nimport re; "
+        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    return int(output.split()[-1]) / 1024
 
 
 if __name__ == "__main__":

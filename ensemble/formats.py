@@ -20,7 +20,7 @@ from ensemble.errors import InputError
 FILE_COLUMN = "file_name"
 POINTS_COLUMN = "point_index_list"
 _CHUNK_ROWS = 4096
-_FAST_CHUNK_ROWS = 16384
+_FAST_CHUNK_ROWS = 8192
 
 
 def point_columns(n_points: int, prefix: str = "Point_M") -> list[str]:
