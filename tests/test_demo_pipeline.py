@@ -18,7 +18,13 @@ batch_size = 16
 val_fraction = 0.25
 device = "cpu"
 augment = {flip = true, rotation = 5.0, scale = 0.05, shift = 0.02}
-stages = [{epochs = 2, optimizer = "adamw", lr = 0.003, weight_decay = 1e-4, scheduler = "onecycle"}]
+
+[[defaults.stages]]
+epochs = 2
+optimizer = "adamw"
+lr = 0.003
+weight_decay = 1e-4
+scheduler = "onecycle"
 
 [[run]]
 name = "cnn_a"

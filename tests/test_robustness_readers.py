@@ -102,3 +102,23 @@ def test_score_cli_never_tracebacks(tiny_competition, tmp_path: Path, data) -> N
     if result.exit_code == 1:
         assert not scores.exists()
         assert "Error" in result.output
+
+
+@given(data=st.data())
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_blend_cli_never_tracebacks_or_half_writes(tmp_path: Path, data) -> None:
+    names = [f"{i}.jpg" for i in range(5)]
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_submission(first, names, np.linspace(0, 9, 20).reshape(5, 2, 2))
+    write_submission(second, names, np.linspace(1, 10, 20).reshape(5, 2, 2))
+    second.write_text(_mutate(second.read_text(), data))
+    out = tmp_path / "blend.csv"
+    out.unlink(missing_ok=True)
+    result = CliRunner().invoke(cli, ["blend", str(first), str(second), "-o", str(out)])
+    assert result.exit_code in (0, 1), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    if result.exit_code == 1:
+        assert not out.exists()
+        assert "b.csv" in result.output
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
