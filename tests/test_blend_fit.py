@@ -198,3 +198,17 @@ def test_fit_runs_without_data_folder_is_an_input_error(tmp_path):
         fit_runs(runs)
     report = fit_runs(runs, data_dir=tmp_path / "data")
     assert report.n_images == 120
+
+
+def test_fit_leaves_missing_labels_out() -> None:
+    from ensemble.blend.fit import fit_weights
+
+    rng = np.random.default_rng(4)
+    names = [f"m{i}.png" for i in range(300)]
+    truth = rng.uniform(0, 96, (300, 15, 2))
+    predictions = np.stack([truth + rng.normal(0, s, truth.shape) for s in (1.0, 2.0)])
+    holey = truth.copy()
+    holey[rng.random((300, 15)) < 0.5] = np.nan
+    fitted = fit_weights(predictions, holey, names)
+    assert np.isfinite(fitted.weights).all()
+    np.testing.assert_allclose(fitted.weights[0], [0.8, 0.2], atol=0.06)

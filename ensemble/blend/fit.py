@@ -44,11 +44,15 @@ class FittedWeights:
 def residual_matrix(
     predictions: np.ndarray, truth: np.ndarray, indices: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gathered residuals (values, runs) and the landmark index of every value (values,)."""
+    """Gathered residuals (values, runs) and the landmark index of every value (values,).
+
+    Missing labels (NaN truth, as in Kaggle Facial Keypoints) are left out, not zeroed.
+    """
     truth_values = gather_points(truth, indices)
+    present = np.isfinite(truth_values).reshape(-1)
     columns = [(gather_points(p, indices) - truth_values).reshape(-1) for p in predictions]
     point_of_value = np.repeat(indices.reshape(-1), 2)
-    return np.stack(columns, axis=1), point_of_value
+    return np.stack(columns, axis=1)[present], point_of_value[present]
 
 
 def quadratic_form(residuals: np.ndarray) -> np.ndarray:
