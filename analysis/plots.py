@@ -48,7 +48,7 @@ def uniformity_plot(result: Uniformity, layout: Layout, path: Path) -> Path:
     if spread > 0:
         for sign in (-1, 1):
             top.axhline(
-                result.expected + sign * spread,
+                max(0.0, result.expected + sign * spread),  # a count is never negative
                 color="#d95f02",
                 ls="--",
                 lw=1.2,
@@ -58,6 +58,7 @@ def uniformity_plot(result: Uniformity, layout: Layout, path: Path) -> Path:
     if len(flagged):
         top.scatter(flagged, result.counts[flagged], color="red", zorder=3, label="outside range")
     top.set_xlim(-0.5, result.n_points - 0.5)
+    top.set_ylim(bottom=0)
     top.set_xlabel("landmark index (alternate shading: face regions, see the table)")
     top.set_ylabel("count (rows naming the index)")
     verdict = "consistent with uniform" if result.uniform else "NOT uniform"
