@@ -105,7 +105,7 @@ def _points_blocks(section: Section, result, plot_dir: Path | None) -> None:
                 fmt(item.score),
                 f"[{low:.4g}, {high:.4g}]",
                 f"{item.score - best.score:+.4g}",
-                fmt(float(item.point_mse_dense.mean())),
+                fmt(float(np.nanmean(item.point_mse_dense))),
             ]
         )
     section.blocks.append(

@@ -111,9 +111,13 @@ def generic_layout(n_points: int) -> Layout:
 
 
 def layout_for(n_points: int) -> Layout:
-    """The known layout with `n_points` landmarks, or a single-region one."""
+    """The known layout with `n_points` landmarks (971 faces, 15 FKD keypoints), else one region."""
     if n_points == FACE_971.n_points:
         return FACE_971
+    if n_points == 15:
+        from ensemble.fkd.layout import fkd_layout  # the fkd package builds on this module
+
+        return fkd_layout()
     return generic_layout(n_points)
 
 

@@ -198,6 +198,59 @@ def test_per_point_mse_equals_a_direct_numpy_computation() -> None:
     assert result.best.name == "r0"
 
 
+def test_per_point_with_missing_labels_leaves_them_out() -> None:
+    names, predictions, truth = _planted_runs(n=40, n_points=12, runs=2)
+    rng = np.random.default_rng(3)
+    truth[rng.random(truth.shape[:2]) < 0.3] = np.nan  # whole points unlabelled
+    truth[0] = np.nan  # an image with no label at all: no score
+    truth[3, 2, 0] = np.nan  # half a pair: its y still counts
+    layout = Layout("two", (Region("a", 0, 5), Region("b", 5, 12)))
+    result = analyze_points(["r0", "r1"], predictions, truth, names, layout, k=4, n_boot=50)
+    subsets = validation_subsets(names, 12, k=4)
+    residual_rows = []
+    for r, run in enumerate(result.runs):
+        error = predictions[r].astype(np.float64) - truth  # (n, N, 2), NaN where unlabelled
+        image_scores, residuals = [], []
+        for i in range(len(names)):
+            values = error[i, subsets[i]].ravel()
+            present = values[np.isfinite(values)]
+            residuals.extend(present)
+            if len(present):
+                image_scores.append(np.mean(present**2))
+        assert run.score == pytest.approx(np.mean(image_scores), rel=1e-12)
+        assert np.isnan(run.image_scores[0])
+        assert np.isfinite(run.image_scores).sum() == len(image_scores)
+        residual_rows.append(residuals)
+        for j in range(12):
+            dense = [
+                np.mean(error[i, j][np.isfinite(error[i, j])] ** 2)
+                for i in range(len(names))
+                if np.isfinite(error[i, j]).any()
+            ]
+            scored = [
+                np.mean(error[i, j][np.isfinite(error[i, j])] ** 2)
+                for i in range(len(names))
+                if j in subsets[i] and np.isfinite(error[i, j]).any()
+            ]
+            assert run.point_mse_dense[j] == pytest.approx(np.mean(dense), rel=1e-12)
+            assert run.point_hits[j] == len(scored)
+            assert run.point_sq_sum[j] == pytest.approx(np.sum(scored), rel=1e-12)
+        regions = region_errors(run, layout)
+        assert regions[0].mse_dense == pytest.approx(np.mean(run.point_mse_dense[:5]))
+        in_a = [
+            np.mean(error[i, j][np.isfinite(error[i, j])] ** 2)
+            for i in range(len(names))
+            for j in subsets[i]
+            if j < 5 and np.isfinite(error[i, j]).any()
+        ]
+        assert regions[0].mse_subset == pytest.approx(np.mean(in_a), rel=1e-12)
+        assert sum(region.share for region in regions) == pytest.approx(1.0)
+    assert np.isfinite(result.ci).all()
+    assert result.correlation[0, 1] == pytest.approx(np.corrcoef(residual_rows)[0, 1])
+    assert np.isfinite(result.pick.score_in_sample) and np.isfinite(result.pick.score_cross_fit)
+    assert np.isfinite(result.mean_shape).all()
+
+
 def test_bootstrap_interval_is_seeded_and_brackets_the_mean() -> None:
     scores = np.random.default_rng(7).gamma(2.0, 3.0, size=(2, 300))
     first = bootstrap_ci(scores, n_boot=400, seed=1)

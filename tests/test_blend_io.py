@@ -196,3 +196,112 @@ def test_failed_blend_keeps_an_existing_output(tmp_path):
     with pytest.raises(InputError, match="line 5: expected 5 columns, found 6"):
         blend_submissions(paths, None, output)
     assert output.read_text() == "old"
+
+
+# ----------------------------------------------------------------------------------------------
+# ragged submissions (Kaggle Facial Keypoints): empty cells pad short rows
+
+RAGGED_HEADER = ",".join(["file_name", *point_columns(3)])
+RAGGED_NAMES = [f"img{i}.jpg" for i in range(5)]
+RAGGED_PAIRS = [3, 2, 3, 1, 3]  # points asked for in each row; the rest is empty padding
+
+
+def _ragged_values(seed):
+    values = np.random.default_rng(seed).uniform(0, 96, size=(5, 6))
+    for row, pairs in enumerate(RAGGED_PAIRS):
+        values[row, 2 * pairs :] = np.nan
+    return values
+
+
+def _write_ragged(path, names, values):
+    lines = [RAGGED_HEADER] + [
+        ",".join([name, *("" if np.isnan(v) else repr(float(v)) for v in row)])
+        for name, row in zip(names, values, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _ragged_inputs(tmp_path, count=3):
+    values = [_ragged_values(seed) for seed in range(count)]
+    paths = [_write_ragged(tmp_path / f"s{i}.csv", RAGGED_NAMES, v) for i, v in enumerate(values)]
+    return paths, values
+
+
+def test_ragged_blend_keeps_empty_cells_and_blends_the_present_ones(tmp_path):
+    paths, values = _ragged_inputs(tmp_path)
+    order = [2, 4, 0, 3, 1]  # the second input lists its rows in another order
+    _write_ragged(paths[1], [RAGGED_NAMES[i] for i in order], values[1][order])
+    weights = [0.5, 0.3, 0.2]
+    result = blend_submissions(paths, [5, 3, 2], tmp_path / "out.csv")
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert lines[0] == RAGGED_HEADER
+    for row, line in enumerate(lines[1:]):
+        fields = line.split(",")
+        assert fields[0] == RAGGED_NAMES[row]
+        for column, field in enumerate(fields[1:]):
+            if column >= 2 * RAGGED_PAIRS[row]:
+                assert field == ""
+                assert np.isnan(result.values.reshape(5, -1)[row, column])
+                continue
+            expected = 0.0
+            for weight, v in zip(weights, values, strict=True):
+                expected = expected + weight * v[row, column]
+            assert float(field) == round(expected, 4)
+    median = blend_submissions(paths, combine="median").values.reshape(5, -1)
+    present = ~np.isnan(values[0])
+    stack = np.stack(values)
+    assert np.allclose(median[present], np.median(stack[:, present], axis=0))
+    assert np.isnan(median[~present]).all()
+
+
+RAGGED_BAD = {
+    "extra empty pair": (
+        1,
+        lambda v: v.__setitem__((0, slice(4, 6)), np.nan),
+        r"s1\.csv, line 2: empty value in column 'Point_M2_X' where .*s0\.csv \(line 2\) has "
+        r"a value: all submissions must have the same empty cells",
+    ),
+    "padding filled": (
+        1,
+        lambda v: v.__setitem__((3, 2), 1.5),
+        r"s1\.csv, line 5: value in column 'Point_M1_X' where .*s0\.csv \(line 5\) has an "
+        r"empty cell",
+    ),
+    "half an empty pair": (
+        0,
+        lambda v: v.__setitem__((2, 5), np.nan),
+        r"s0\.csv, line 4: empty value in column 'Point_M2_Y' is not ragged padding \(only "
+        r"one of the pair is empty\)",
+    ),
+    "empty pair before a filled one": (
+        0,
+        lambda v: v.__setitem__((4, slice(2, 4)), np.nan),
+        r"s0\.csv, line 6: empty value in column 'Point_M1_X' is not ragged padding \(a "
+        r"later pair of the row is filled\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RAGGED_BAD))
+def test_ragged_inputs_with_other_empty_cells_are_rejected(tmp_path, case):
+    number, edit, message = RAGGED_BAD[case]
+    paths, values = _ragged_inputs(tmp_path, count=2)
+    edit(values[number])
+    _write_ragged(paths[number], RAGGED_NAMES, values[number])
+    with pytest.raises(InputError, match=message):
+        blend_submissions(paths, None, tmp_path / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s0.csv", "s1.csv"]
+
+
+def test_ragged_mismatch_names_the_line_of_the_reordered_file(tmp_path):
+    paths, values = _ragged_inputs(tmp_path, count=2)
+    order = [4, 3, 2, 1, 0]
+    values[1][1, 4:6] = 7.0  # img1.jpg fills its padding pair; it is on line 5 of s1.csv
+    _write_ragged(paths[1], [RAGGED_NAMES[i] for i in order], values[1][order])
+    with pytest.raises(
+        InputError,
+        match=r"s1\.csv, line 5: value in column 'Point_M2_X' where .*s0\.csv \(line 3\)",
+    ):
+        blend_submissions(paths, None, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()

@@ -231,13 +231,14 @@ def blend_runs(report: FitReport, output: str | Path, decimals: int = 4) -> Blen
 def _blend_test_points(report: FitReport, output: str | Path, decimals: int) -> BlendResult:
     test_points_path = report.data_dir / "test" / "test_points.csv"
     n_points = report.fitted.layout.n_points
-    test_points = read_test_points(test_points_path, n_points=n_points)
+    test_points = read_test_points(test_points_path, n_points=n_points, ragged=True)
     indices = test_points.indices
     value_weights = report.fitted.point_weights()[indices]  # (rows, K, runs)
     total = np.zeros((*indices.shape, 2))
     for number, run in enumerate(report.runs):
         values = _test_values(run, test_points, test_points_path, n_points)
         total += value_weights[:, :, number, None] * values
+    total[~test_points.mask] = np.nan  # ragged padding stays empty
     columns = np.ascontiguousarray(total.reshape(len(total), -1).T)
     header = ["file_name", *point_columns(indices.shape[1])]
     write_values(output, header, list(test_points.file_names), columns, decimals)

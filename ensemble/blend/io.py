@@ -4,8 +4,13 @@ Submissions are parsed with pyarrow (two files at a time on two threads) into co
 float64 arrays (values, rows). Every file is checked: the header is a submission header and
 equals the first file's; the file names are non-empty, unique and the same set as the first
 file's (rows are reordered to the first file's order when they differ); every value is a
-finite number; every row has the header's column count. Problems raise `InputError` naming
-the file and the line (header = line 1).
+finite number or an empty cell; every row has the header's column count. Problems raise
+`InputError` naming the file and the line (header = line 1).
+
+Empty cells (NaN) are the padding of ragged submissions (Kaggle Facial Keypoints: an image
+asks for fewer points than the widest row): in every row they must be a run of whole (X, Y)
+pairs at the end, and every file must have the same empty cells as the first one, after
+aligning the rows. Blends keep them empty.
 """
 
 from __future__ import annotations
@@ -32,10 +37,15 @@ _WORKERS = 2
 
 @dataclass(frozen=True)
 class SubmissionValues:
-    """One submission's values as (values, rows) float64, rows in the reference order."""
+    """One submission's values as (values, rows) float64, rows in the reference order.
+
+    `empty` is None when the file has no empty cell, else the (values, rows) mask of its
+    empty cells (NaN in `values`).
+    """
 
     path: Path
     values: np.ndarray
+    empty: np.ndarray | None = None
 
 
 def read_header(path: str | Path) -> list[str]:
@@ -82,7 +92,7 @@ def _read_table(path: Path, header: list[str]) -> pa.Table:
     types = {name: pa.float64() for name in header[1:]}
     types[FILE_COLUMN] = pa.string()
     convert_options = pacsv.ConvertOptions(
-        column_types=types, null_values=[], strings_can_be_null=False
+        column_types=types, null_values=[""], strings_can_be_null=False
     )
     try:
         table = pacsv.read_csv(
@@ -96,6 +106,8 @@ def _read_table(path: Path, header: list[str]) -> pa.Table:
         raise InputError(path, f"cannot parse: {error}") from None
     if table.num_rows == 0:
         raise InputError(path, "no data rows after the header", 2)
+    if any(table.column(j).null_count for j in range(1, table.num_columns)):
+        _reject_blank_lines(path, table)
     with open(path, "rb") as handle:
         handle.seek(-1, 2)
         if handle.read(1) != b"\n":
@@ -105,6 +117,16 @@ def _read_table(path: Path, header: list[str]) -> pa.Table:
                 table.num_rows + 1,
             )
     return table
+
+
+def _reject_blank_lines(path: Path, table: pa.Table) -> None:
+    """A blank line parses as an empty name with empty values: reject it as a blank line."""
+    blank = pc.equal(table.column(0), "")
+    for j in range(1, table.num_columns):
+        blank = pc.and_(blank, table.column(j).is_null())
+    rows = np.flatnonzero(blank.to_numpy(zero_copy_only=False))
+    if len(rows):
+        raise InputError(path, "blank line", int(rows[0]) + 2)
 
 
 def diagnose(path: str | Path, header: list[str]) -> None:
@@ -127,7 +149,8 @@ def diagnose(path: str | Path, header: list[str]) -> None:
                     line_number,
                 )
             for column, field in zip(header[1:], fields[1:], strict=True):
-                _check_number(path, field, column, line_number)
+                if field:  # empty cells (ragged padding) are checked after parsing
+                    _check_number(path, field, column, line_number)
 
 
 def _check_number(path: Path, field: str, column: str, line_number: int) -> None:
@@ -144,29 +167,107 @@ def _check_number(path: Path, field: str, column: str, line_number: int) -> None
 
 
 def read_aligned(path: str | Path, reference: np.ndarray, reference_label: str) -> np.ndarray:
-    """One submission's values (values, rows) with rows in the order of `reference` names."""
+    """One submission's values (values, rows) with rows in the order of `reference` names.
+
+    Empty cells (ragged padding, see `check_ragged`) come back as NaN.
+    """
     path = Path(path)
-    table = _read_table(path, read_header(path))
+    header = read_header(path)
+    table = _read_table(path, header)
     names = table.column(0).to_numpy()
-    return _values(path, table, align_order(path, names, reference, reference_label))
+    order = align_order(path, names, reference, reference_label)
+    values, empty = _values(path, table, order)
+    if empty is not None:
+        check_ragged(path, header, empty, order)
+    return values
 
 
-def _values(path: Path, table: pa.Table, order: np.ndarray | None) -> np.ndarray:
-    """The value columns as one (values, rows) float64 array, finite, in `order` if given."""
+def _values(
+    path: Path, table: pa.Table, order: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The value columns as (values, rows) float64 in `order` if given, and the empty cells.
+
+    Every non-empty value must be finite; the mask of empty cells (NaN in the values) is None
+    when there is none.
+    """
     n_rows = table.num_rows if order is None else len(order)
     out = np.empty((table.num_columns - 1, n_rows), dtype=np.float64)
+    empty = None
     for j in range(1, table.num_columns):
-        column = table.column(j).to_numpy()
-        out[j - 1] = column if order is None else column[order]
+        column = table.column(j)
+        numbers = column.to_numpy()
+        out[j - 1] = numbers if order is None else numbers[order]
+        if column.null_count:
+            if empty is None:
+                empty = np.zeros(out.shape, dtype=bool)
+            nulls = column.is_null().to_numpy(zero_copy_only=False)
+            empty[j - 1] = nulls if order is None else nulls[order]
     finite = np.isfinite(out)
     if not finite.all():
-        value, row = (int(i) for i in np.argwhere(~finite)[0])
-        if order is not None:
-            row = int(order[row])
-        raise InputError(
-            path, f"non-finite value in column '{table.column_names[value + 1]}'", row + 2
-        )
-    return out
+        bad = ~finite if empty is None else ~finite & ~empty
+        if bad.any():
+            value, row = (int(i) for i in np.argwhere(bad)[0])
+            if order is not None:
+                row = int(order[row])
+            raise InputError(
+                path, f"non-finite value in column '{table.column_names[value + 1]}'", row + 2
+            )
+    return out, empty
+
+
+def check_ragged(
+    path: Path, header: list[str], empty: np.ndarray, order: np.ndarray | None = None
+) -> None:
+    """Empty cells (values, rows) must be whole (X, Y) pairs at the end of their rows."""
+    x_empty, y_empty = empty[0::2], empty[1::2]
+    split = x_empty != y_empty
+    gap = x_empty[:-1] & ~x_empty[1:]  # an empty pair followed by a filled one
+    for bad, problem in (
+        (split, "only one of the pair is empty"),
+        (gap, "a later pair of the row is filled"),
+    ):
+        if bad.any():
+            row, pair = (int(i) for i in np.argwhere(bad.T)[0])  # the first bad line
+            column = 2 * pair + (0 if x_empty[pair, row] else 1)
+            line = int(order[row] if order is not None else row) + 2
+            raise InputError(
+                path,
+                f"empty value in column '{header[column + 1]}' is not ragged padding "
+                f"({problem}): only whole (X, Y) pairs at the end of a row may be empty",
+                line,
+            )
+
+
+def check_same_empty(
+    path: Path,
+    header: list[str],
+    empty: np.ndarray | None,
+    reference: np.ndarray | None,
+    reference_path: Path,
+    order: np.ndarray | None,
+) -> None:
+    """Every submission must have the same empty cells as the first one (rows aligned)."""
+    if empty is None and reference is None:
+        return
+    if empty is None:
+        differ = reference
+    elif reference is None:
+        differ = empty
+    else:
+        differ = empty != reference
+        if not differ.any():
+            return
+    value, row = (int(i) for i in np.argwhere(differ)[0])
+    here_empty = empty is not None and bool(empty[value, row])
+    what = "empty value" if here_empty else "value"
+    there = "a value" if here_empty else "an empty cell"
+    line = int(order[row] if order is not None else row) + 2
+    raise InputError(
+        path,
+        f"{what} in column '{header[value + 1]}' where {reference_path} (line {row + 2}) has "
+        f"{there}: all submissions must have the same empty cells (ragged rows)",
+        line,
+    )
 
 
 def _check_names(path: Path, names: pa.Array | np.ndarray) -> None:
@@ -227,6 +328,7 @@ class SubmissionSet:
                 )
         self.file_names: np.ndarray | None = None
         self.file_names_arrow: pa.Array | None = None
+        self.empty: np.ndarray | None = None  # the first file's empty cells, once read
 
     def _load(self, path: Path) -> tuple[pa.Array, pa.Table]:
         table = _read_table(path, self.header)
@@ -237,12 +339,18 @@ class SubmissionSet:
             _check_names(path, names)
             self.file_names_arrow = names
             self.file_names = names.to_numpy(zero_copy_only=False)
-            return SubmissionValues(path, _values(path, table, None))
-        if names.equals(self.file_names_arrow):
-            return SubmissionValues(path, _values(path, table, None))
-        numpy_names = names.to_numpy(zero_copy_only=False)
-        order = align_order(path, numpy_names, self.file_names, str(self.paths[0]))
-        return SubmissionValues(path, _values(path, table, order))
+            values, empty = _values(path, table, None)
+            if empty is not None:
+                check_ragged(path, self.header, empty)
+            self.empty = empty
+            return SubmissionValues(path, values, empty)
+        order = None
+        if not names.equals(self.file_names_arrow):
+            numpy_names = names.to_numpy(zero_copy_only=False)
+            order = align_order(path, numpy_names, self.file_names, str(self.paths[0]))
+        values, empty = _values(path, table, order)
+        check_same_empty(path, self.header, empty, self.empty, self.paths[0], order)
+        return SubmissionValues(path, values, empty)
 
     def iter_values(self) -> Iterator[SubmissionValues]:
         """Yield each submission's aligned values in order, parsing ahead on worker threads.
@@ -273,9 +381,11 @@ def write_values(
 ) -> None:
     """Write a submission from (values, rows) floats, atomically; rounding is half-to-even.
 
-    Two threads format the two halves of the rows; the header is written unquoted.
+    Two threads format the two halves of the rows; the header is written unquoted. NaN values
+    (ragged padding) are written as empty cells.
     """
     rounded = format_values(values, decimals)
+    has_empty = bool(np.isnan(rounded).any())
     names = file_names if isinstance(file_names, pa.Array) else pa.array(list(file_names))
     n_rows = rounded.shape[1]
     if len(names) != n_rows or len(header) != rounded.shape[0] + 1:
@@ -287,7 +397,9 @@ def write_values(
     def body(bounds: tuple[int, int]) -> bytes:
         start, stop = bounds
         columns = [names.slice(start, stop - start)]
-        columns += [pa.array(rounded[j, start:stop]) for j in range(rounded.shape[0])]
+        columns += [
+            pa.array(rounded[j, start:stop], from_pandas=has_empty) for j in range(rounded.shape[0])
+        ]
         buffer = io.BytesIO()
         pacsv.write_csv(pa.table(columns, names=header), buffer, write_options=options)
         return buffer.getvalue()
