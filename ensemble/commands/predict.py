@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ensemble.commands.training_options import quiet_option
+
 
 @click.command()
 @click.option(
@@ -34,7 +36,7 @@ import click
     show_default=True,
     help="Checkpoint file inside RUN/checkpoints/.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def predict(
     run_dir: Path,
     tta: bool | None,

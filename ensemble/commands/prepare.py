@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ensemble.commands.training_options import quiet_option
+
 
 @click.command()
 @click.option(
@@ -35,7 +37,7 @@ import click
     help="Cache folder (default: DATA/.ens_cache).",
 )
 @click.option("--jobs", type=click.IntRange(1), help="Parallel decoders (default: all cores).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def prepare(
     data_dir: Path,
     sizes: tuple[int, ...],

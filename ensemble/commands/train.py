@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ensemble.commands.training_options import cache_option, out_option, quiet_option
+
 
 @click.command()
 @click.option(
@@ -32,26 +34,14 @@ import click
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Dataset folder (default with --resume: the run's own).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    default=Path("RUNS"),
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of the run folders and scores.csv.",
-)
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the image caches live (default: DATA/.ens_cache).",
-)
+@out_option
+@cache_option
 @click.option(
     "--checkpoint-every",
     type=click.IntRange(0),
     help="Save checkpoints/last.pt every M steps too (overrides checkpoint_every).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def train(
     resume_dir: Path | None,
     config_path: Path | None,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ensemble.commands.training_options import cache_option, out_option, quiet_option
+
 
 def default_config() -> Path:
     """The demo configuration shipped with the package (configs/demo.toml)."""
@@ -37,20 +39,8 @@ def _print_config_keys(ctx: click.Context, _param: click.Parameter, value: bool)
     type=click.Path(dir_okay=False, path_type=Path),
     help="Runs TOML ([defaults] + one [[run]] per model); default: the shipped demo.toml.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    default=Path("RUNS"),
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of the run folders and scores.csv.",
-)
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the image caches live (default: DATA/.ens_cache).",
-)
+@out_option
+@cache_option
 @click.option(
     "--run",
     "--only",
@@ -71,7 +61,7 @@ def _print_config_keys(ctx: click.Context, _param: click.Parameter, value: bool)
     type=click.IntRange(0),
     help="Save checkpoints/last.pt every M steps too (overrides the config's checkpoint_every).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 @click.option(
     "--config-keys",
     is_flag=True,
