@@ -25,10 +25,16 @@ def leaderboard_mse(predicted: np.ndarray, truth: np.ndarray) -> float:
 def points_score(
     predicted_points: np.ndarray, true_points: np.ndarray, indices: np.ndarray
 ) -> float:
-    """Leaderboard-style score of full predictions (n, N, 2) on per-row index subsets (n, K)."""
-    return leaderboard_mse(
-        gather_points(predicted_points, indices), gather_points(true_points, indices)
-    )
+    """Leaderboard-style score of full predictions (n, N, 2) on per-row index subsets (n, K).
+
+    Missing labels (NaN truth) are left out; an image with none among its indices is skipped.
+    """
+    predicted = gather_points(predicted_points, indices)
+    truth = gather_points(true_points, indices)
+    labelled = ~np.isnan(truth).all(axis=(1, 2))
+    if not labelled.any():
+        raise ValueError("no image has a labelled point among its scored indices")
+    return leaderboard_mse(predicted[labelled], truth[labelled])
 
 
 def public_mask(file_names: np.ndarray) -> np.ndarray:

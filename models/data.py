@@ -14,10 +14,11 @@ import torch
 
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks
+from ensemble.scoring import validation_score
 from models.cache import CachedSplit, build_cache
 from models.distributed import shard
 from models.geometry import denormalise, from_crop, normalise, to_crop
-from models.missing import check_labels, masked_validation_score, mean_shape
+from models.missing import check_labels, mean_shape
 
 
 def validation_mask(n_images: int, fraction: float, seed: int) -> np.ndarray:
@@ -69,7 +70,7 @@ class RunData:
         sizes = self.train.sizes
         relative = mean_shape(self.points[train] / sizes[train, None, :])
         predicted = relative[None] * sizes[val, None, :]
-        return masked_validation_score(self.train.file_names[val], predicted, self.points[val])
+        return validation_score(self.train.file_names[val], predicted, self.points[val])
 
     def to_original(self, targets: np.ndarray, split: str, rows: np.ndarray) -> np.ndarray:
         """Normalised predictions for `rows` of a split -> original pixels."""

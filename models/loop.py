@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
+from ensemble.scoring import validation_score
 from models import distributed
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -28,7 +29,6 @@ from models.guard import Diverged, FaultHooks, TrainingDiverged, divergence, sca
 from models.missing import (
     METRIC_KEYS,
     masked_crop_mse,
-    masked_validation_score,
     validation_metrics,
 )
 from models.predict import autocast, predict_normalised
@@ -315,7 +315,7 @@ class Trainer:
         )
         crop_mse = masked_crop_mse(normalised, self.data.targets[rows], self.data.size)
         points, truth = self.data.to_original(normalised, "train", rows), self.data.points[rows]
-        score = masked_validation_score(self.data.train.file_names[rows], points, truth)
+        score = validation_score(self.data.train.file_names[rows], points, truth)
         return {
             "val_mse_crop": crop_mse,
             "val_score": score,

@@ -13,10 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ensemble.errors import InputError
-from ensemble.formats import gather_points
 from ensemble.metrics import metric_report
-from ensemble.scoring import subset_mse
-from ensemble.subsets import validation_subsets
 
 PCK_ALPHA = 0.1  # PCK threshold: a point is correct within 0.1 x the inter-ocular distance
 METRIC_KEYS = ("val_rmse", "val_mae", "val_nme", "val_pck")
@@ -68,23 +65,6 @@ def masked_crop_mse(normalised: np.ndarray, targets: np.ndarray, size: int) -> f
     """MSE in crop pixels over the labelled target values."""
     present = ~np.isnan(targets)
     return float(np.mean((normalised[present] - targets[present]) ** 2) * size**2)
-
-
-def masked_validation_score(
-    file_names: np.ndarray, predicted: np.ndarray, truth: np.ndarray, k: int = 30, seed: int = 0
-) -> float:
-    """`ensemble.scoring.validation_score` leaving missing labels out.
-
-    Per image: the MSE over the labelled values of its fixed K-subset; images whose subset holds
-    no label are left out. Equals validation_score when every label is present.
-    """
-    indices = validation_subsets(file_names, np.asarray(truth).shape[1], k=k, seed=seed)
-    true = gather_points(np.asarray(truth, np.float64), indices)
-    pred = gather_points(np.asarray(predicted, np.float64), indices)
-    rows = ~np.isnan(true).all(axis=(1, 2))
-    if not rows.any():
-        raise ValueError("no validation image has a labelled point in its subset")
-    return float(subset_mse(pred[rows], true[rows]).mean())
 
 
 def validation_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:

@@ -16,9 +16,10 @@ from ensemble.formats import gather_points, read_test_points, write_submission
 from ensemble.predictions import save_predictions
 from ensemble.runs import SUBMISSION, SUMMARY, TEST_PREDICTIONS, VAL_PREDICTIONS
 from ensemble.scores_table import upsert_score_row
+from ensemble.scoring import validation_score
 from models.augment import BatchPipeline, unflip_points
 from models.data import RunData, iterate_batches, mean_shape_for_bad_images
-from models.missing import masked_crop_mse, masked_validation_score, validation_metrics
+from models.missing import masked_crop_mse, validation_metrics
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
@@ -80,7 +81,7 @@ def write_predictions(
     )
     val_points = data.to_original(val_norm, "train", val_rows)
     val_names = data.train.file_names[val_rows]
-    score = masked_validation_score(val_names, val_points, data.points[val_rows])
+    score = validation_score(val_names, val_points, data.points[val_rows])
     crop_mse = masked_crop_mse(val_norm, data.targets[val_rows], data.size)
     save_predictions(run_dir / VAL_PREDICTIONS, val_names, val_points)
     test_rows = np.arange(len(data.test))

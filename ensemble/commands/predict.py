@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ensemble.commands.training_options import quiet_option
+from ensemble.commands.training_options import cache_option, quiet_option
 
 
 @click.command()
@@ -24,12 +24,7 @@ from ensemble.commands.training_options import quiet_option
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Dataset folder (default: the `data` of the run's config.toml).",
 )
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Cache folder (default: DATA/.ens_cache).",
-)
+@cache_option
 @click.option(
     "--checkpoint",
     default="best.pt",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ensemble.commands.training_options import quiet_option
+from ensemble.commands.training_options import cache_option, quiet_option
 
 
 @click.command()
@@ -30,12 +30,7 @@ from ensemble.commands.training_options import quiet_option
     type=click.Path(dir_okay=False, path_type=Path),
     help="Runs TOML whose crop sizes to prepare.",
 )
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Cache folder (default: DATA/.ens_cache).",
-)
+@cache_option
 @click.option("--jobs", type=click.IntRange(1), help="Parallel decoders (default: all cores).")
 @quiet_option
 def prepare(
