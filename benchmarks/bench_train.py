@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--batch-size", type=int, help="Override every run's batch_size.")
     args = parser.parse_args()
     device = select_device(args.device)
     print(
@@ -81,6 +82,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|" + ("---|" if device.type == "cuda" else ""))
     for config in load_runs(args.config):
+        if args.batch_size:
+            config = dataclasses.replace(config, batch_size=args.batch_size)
         speed = images_per_second(config, device, args.steps, args.warmup)
         row = f"| {config.name} | {config.arch} | {config.crop_size} | {config.batch_size} |"
         row += f" {speed:.0f} |"

@@ -22,12 +22,27 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def local_world_size() -> int:
+    """Processes torchrun started on this node (1 alone)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
+def cuda_for_every_local_rank() -> bool:
+    """True when this node has a GPU for each of its torchrun processes."""
+    return torch.cuda.is_available() and torch.cuda.device_count() >= local_world_size()
+
+
 def init_from_env() -> None:
-    """Join the process group of a torchrun launch (nccl on CUDA, else gloo); once."""
+    """Join the process group of a torchrun launch; once.
+
+    CUDA tensors go over nccl and CPU tensors over gloo when every local rank has a GPU
+    (runs may use either device); otherwise gloo carries everything.
+    """
     if not launched() or dist.is_initialized():
         return
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
+    backend = "gloo"
+    if cuda_for_every_local_rank():
+        backend = "cpu:gloo,cuda:nccl"
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     minutes = float(os.environ.get(TIMEOUT_ENV, "120"))
     dist.init_process_group(backend, timeout=timedelta(minutes=minutes))

@@ -47,11 +47,19 @@ def select_device(name: str, threads: int | None = None) -> torch.device:
         device = torch.device(name)
     elif device.type == "cuda" and distributed.active():
         device = torch.device("cuda", distributed.local_rank())
+        if not distributed.cuda_for_every_local_rank():
+            raise RuntimeError(
+                f"torchrun started {distributed.local_world_size()} processes on this node but it"
+                f" has {torch.cuda.device_count()} GPU(s): use --nproc_per_node"
+                f" {torch.cuda.device_count()}, or device = 'cpu' in the config"
+            )
+    elif device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
     else:
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if distributed.active() else 1
+        local_world = distributed.local_world_size() if distributed.active() else 1
         torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // local_world))
     return device
 

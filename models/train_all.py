@@ -109,15 +109,21 @@ def report(summary: dict, resumed: bool) -> None:
     )
 
 
-def job_devices(jobs: int) -> list[tuple[str, int | None]]:
-    """(device, CPU threads) of each parallel slot: one GPU each, else the cores split."""
+def job_devices(jobs: int) -> list[tuple[str, int]]:
+    """(device, CPU threads) of each parallel slot: one GPU each when there are GPUs.
+
+    The threads are the slot's share of the cores, used by runs whose config says 'cpu'.
+    """
     import torch
 
     gpus = torch.cuda.device_count()
-    if gpus:
-        return [(f"cuda:{i % gpus}", None) for i in range(jobs)]
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    return [("cpu", threads)] * jobs
+    return [(f"cuda:{i % gpus}" if gpus else "cpu", threads) for i in range(jobs)]
+
+
+def run_device(config: RunConfig, slot_device: str) -> str:
+    """The device a run trains on in a slot: the slot's, unless the config asks for the CPU."""
+    return "cpu" if config.device == "cpu" else slot_device
 
 
 def train_parallel(
@@ -160,7 +166,7 @@ def _train_slot(
     cache_root: str | Path | None,
     progress: bool,
     slot: int,
-    device: tuple[str, int | None],
+    device: tuple[str, int],
 ) -> list[dict]:
     """Worker: train a slot's runs one after another on its device."""
     summaries = []
@@ -172,7 +178,7 @@ def _train_slot(
             cache_root,
             progress,
             resume=resumed,
-            device_name=device[0],
+            device_name=run_device(config, device[0]),
             threads=device[1],
             record=False,
             position=slot,

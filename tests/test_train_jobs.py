@@ -6,12 +6,14 @@ import json
 import os
 
 import pytest
+import torch
 from click.testing import CliRunner
 from test_models_faces import write_faces
 
 from ensemble.cli import cli
 from ensemble.scores_table import read_scores
-from models.train_all import job_devices
+from models.config import RunConfig
+from models.train_all import job_devices, run_device
 
 CONFIG = """
 [defaults]
@@ -36,9 +38,20 @@ seed = 2
 """
 
 
-def test_job_devices_split_the_cpu_cores() -> None:
+def test_job_devices_split_the_cpu_cores(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     threads = max(1, (os.cpu_count() or 1) // 2)
     assert job_devices(2) == [("cpu", threads), ("cpu", threads)]
+
+
+def test_job_devices_give_each_slot_a_gpu_and_cpu_runs_stay_on_the_cpu(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    threads = max(1, (os.cpu_count() or 1) // 3)
+    slots = job_devices(3)
+    assert slots == [("cuda:0", threads), ("cuda:1", threads), ("cuda:0", threads)]
+    on_cpu, auto = RunConfig("a", "resnet18", device="cpu"), RunConfig("b", "resnet18")
+    assert run_device(on_cpu, slots[1][0]) == "cpu"
+    assert run_device(auto, slots[1][0]) == "cuda:1"
 
 
 def test_jobs_train_every_run_in_parallel_and_fill_scores(tmp_path) -> None:
