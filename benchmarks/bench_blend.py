@@ -83,6 +83,17 @@ def _peak_memory(paths: list[Path], output: Path) -> tuple[float, float]:
     return int(before) / 1024, int(after) / 1024
 
 
+def _cli_walls(paths: list[Path], output: Path, repeats: int) -> list[float]:
+    """Wall times of `ens blend PATHS -o OUTPUT` as a user runs it: a fresh process each time."""
+    command = [sys.executable, "-m", "ensemble", "blend", *map(str, paths), "-o", str(output)]
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+    return walls
+
+
 def main() -> None:
     """Run the benchmark and print the numbers and the reproducing command."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,6 +125,7 @@ def main() -> None:
             and np.array_equal(a.iloc[:, 1:].to_numpy(), b.iloc[:, 1:].to_numpy())
         )
         base_rss, peak_rss = _peak_memory(paths, folder / "memory.csv")
+        cli = _cli_walls(paths, folder / "cli.csv", 3)
     ours_median, plain_median = statistics.median(ours), statistics.median(plain)
     print(
         f"inputs: {args.submissions} submissions x {args.rows:,} rows x {2 * K} values "
@@ -131,6 +143,10 @@ def main() -> None:
         f"pandas : median {plain_median:.3f} s wall (runs: {', '.join(f'{t:.2f}' for t in plain)})"
     )
     print(f"speed-up: {plain_median / ours_median:.1f}x; identical numbers: {identical}")
+    print(
+        f"ens blend (fresh process: interpreter, imports, compiled reader from numba's cache): "
+        f"median {statistics.median(cli):.3f} s wall (runs: {', '.join(f'{t:.2f}' for t in cli)})"
+    )
     print(
         f"peak memory of one blend (VmHWM, fresh process): {peak_rss:.0f} MiB "
         f"({peak_rss - base_rss:.0f} MiB above the {base_rss:.0f} MiB after imports)"

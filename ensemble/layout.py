@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 
 @dataclass(frozen=True)
@@ -121,6 +120,13 @@ def layout_for(n_points: int) -> Layout:
     return generic_layout(n_points)
 
 
+def _optimal_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the minimum-cost matching (scipy, imported only when needed)."""
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
+
+
 def flip_permutation(mean_shape: np.ndarray) -> np.ndarray:
     """Derive the horizontal-flip permutation from a mean shape (N, 2).
 
@@ -134,7 +140,7 @@ def flip_permutation(mean_shape: np.ndarray) -> np.ndarray:
     mirrored = shape.copy()
     mirrored[:, 0] = 2 * shape[:, 0].mean() - shape[:, 0]
     cost = ((mirrored[:, None, :] - shape[None, :, :]) ** 2).sum(axis=-1)
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = _optimal_assignment(cost)
     perm = np.empty(len(shape), dtype=np.int64)
     perm[rows] = cols
     return perm
@@ -179,6 +185,6 @@ def region_flip_permutation(
         mirrored[:, 0] = axis - mirrored[:, 0]
         candidates = shape[target.start : target.stop]
         cost = ((mirrored[:, None, :] - candidates[None, :, :]) ** 2).sum(axis=-1)
-        rows, cols = linear_sum_assignment(cost)
+        rows, cols = _optimal_assignment(cost)
         perm[region.start + rows] = target.start + cols
     return perm

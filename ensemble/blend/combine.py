@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from scipy import stats
 
 COMBINERS = ("mean", "median", "trimmed")
 
@@ -37,6 +36,8 @@ def trimmed_mean(stack: np.ndarray, trim: float = 0.2) -> np.ndarray:
     """Per-value mean after cutting the `trim` fraction of lowest and of highest values."""
     if not 0 <= trim < 0.5:
         raise ValueError(f"trim must be in [0, 0.5), got {trim}")
+    from scipy import stats  # imported here: scipy.stats alone takes 0.5 s to import
+
     return stats.trim_mean(stack, trim, axis=0)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ensemble.formats import gather_points
 from ensemble.layout import Layout, generic_layout, layout_for
@@ -66,6 +65,8 @@ def simplex_least_squares(q: np.ndarray) -> np.ndarray:
     scale = float(np.mean(np.diag(q))) or 1.0
     scaled = q / scale
     ones = np.ones(size)
+    from scipy.optimize import minimize  # imported here: only fits need it
+
     result = minimize(
         lambda w: w @ scaled @ w,
         np.full(size, 1.0 / size),

@@ -1,7 +1,8 @@
 """Fast, validating, row-aligned reading of many submissions, and a fast submission writer.
 
-Submissions are parsed with pyarrow (two files at a time on two threads) into column-major
-float64 arrays (values, rows). Every file is checked: the header is a submission header and
+Submissions are parsed two files at a time on two threads into column-major float64 arrays
+(values, rows): plain files (the usual case) by the compiled reader of `fast_parse`, anything
+else by pyarrow. Every file is checked: the header is a submission header and
 equals the first file's; the file names are non-empty, unique and the same set as the first
 file's (rows are reordered to the first file's order when they differ); every value is a
 finite number or an empty cell; every row has the header's column count. Problems raise
@@ -28,6 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ensemble.atomic import atomic_path
+from ensemble.blend.fast_format import format_plain
+from ensemble.blend.fast_parse import PlainNames, PlainSubmission, parse_plain
 from ensemble.errors import InputError
 from ensemble.formats import FILE_COLUMN, format_values, point_columns
 
@@ -329,10 +332,41 @@ class SubmissionSet:
         self.file_names: np.ndarray | None = None
         self.file_names_arrow: pa.Array | None = None
         self.empty: np.ndarray | None = None  # the first file's empty cells, once read
+        self.plain_names: PlainNames | None = None  # the first file's, if read as plain
 
-    def _load(self, path: Path) -> tuple[pa.Array, pa.Table]:
-        table = _read_table(path, self.header)
-        return table.column(0).combine_chunks(), table
+    def _load(self, path: Path) -> PlainSubmission | pa.Table:
+        """The compiled reader's result for a plain file, else pyarrow's table."""
+        plain = parse_plain(path, len(self.header) - 1)
+        return plain if plain is not None else _read_table(path, self.header)
+
+    def _align_loaded(self, path: Path, loaded: PlainSubmission | pa.Table) -> SubmissionValues:
+        if isinstance(loaded, PlainSubmission):
+            aligned = self._align_plain(path, loaded)
+            if aligned is not None:
+                return aligned
+            loaded = _read_table(path, self.header)  # names not UTF-8: pyarrow says where
+        return self._align(path, loaded.column(0).combine_chunks(), loaded)
+
+    def _align_plain(self, path: Path, plain: PlainSubmission) -> SubmissionValues | None:
+        """Aligned values of a plain submission; None when its names need the general reader."""
+        if self.plain_names is not None and plain.names.same_as(self.plain_names):
+            return SubmissionValues(path, plain.values)
+        names = plain.names.to_arrow()
+        if names is None:
+            return None
+        if self.file_names_arrow is None:
+            _check_names(path, names)
+            self.file_names_arrow = names
+            self.file_names = names.to_numpy(zero_copy_only=False)
+            self.plain_names = plain.names
+            return SubmissionValues(path, plain.values)
+        order = None
+        if not names.equals(self.file_names_arrow):
+            numpy_names = names.to_numpy(zero_copy_only=False)
+            order = align_order(path, numpy_names, self.file_names, str(self.paths[0]))
+        check_same_empty(path, self.header, None, self.empty, self.paths[0], order)
+        values = plain.values if order is None else plain.values[:, order]
+        return SubmissionValues(path, values)
 
     def _align(self, path: Path, names: pa.Array, table: pa.Table) -> SubmissionValues:
         if self.file_names_arrow is None:
@@ -361,10 +395,10 @@ class SubmissionSet:
             pending = [pool.submit(self._load, path) for path in self.paths]
             try:
                 for number, path in enumerate(self.paths):
-                    names, table = pending[number].result()
+                    loaded = pending[number].result()
                     pending[number] = None
-                    item = self._align(path, names, table)
-                    del table
+                    item = self._align_loaded(path, loaded)
+                    del loaded
                     yield item
             finally:
                 for future in pending:
@@ -381,32 +415,38 @@ def write_values(
 ) -> None:
     """Write a submission from (values, rows) floats, atomically; rounding is half-to-even.
 
-    Two threads format the two halves of the rows; the header is written unquoted. NaN values
-    (ragged padding) are written as empty cells.
+    Two threads format the two halves of the rows (the compiled writer of `fast_format`, or
+    pyarrow for what it does not cover, with the same bytes); the header is written unquoted.
+    NaN values (ragged padding) are written as empty cells.
     """
-    rounded = format_values(values, decimals)
-    has_empty = bool(np.isnan(rounded).any())
+    values = np.asarray(values, dtype=np.float64)
     names = file_names if isinstance(file_names, pa.Array) else pa.array(list(file_names))
-    n_rows = rounded.shape[1]
-    if len(names) != n_rows or len(header) != rounded.shape[0] + 1:
-        raise ValueError(f"values {rounded.shape} do not fit {len(names)} rows and the header")
+    n_rows = values.shape[1]
+    if len(names) != n_rows or len(header) != values.shape[0] + 1:
+        raise ValueError(f"values {values.shape} do not fit {len(names)} rows and the header")
     half = (n_rows + 1) // 2
     ranges = [(0, half), (half, n_rows)] if n_rows > 1 else [(0, n_rows)]
-    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-
-    def body(bounds: tuple[int, int]) -> bytes:
-        start, stop = bounds
-        columns = [names.slice(start, stop - start)]
-        columns += [
-            pa.array(rounded[j, start:stop], from_pandas=has_empty) for j in range(rounded.shape[0])
-        ]
-        buffer = io.BytesIO()
-        pacsv.write_csv(pa.table(columns, names=header), buffer, write_options=options)
-        return buffer.getvalue()
-
     with ThreadPoolExecutor(_WORKERS) as pool:
-        parts = list(pool.map(body, ranges))
+        parts = list(pool.map(lambda rows: format_plain(names, values, decimals, *rows), ranges))
+        if any(part is None for part in parts):
+            rounded = format_values(values, decimals)
+            parts = list(pool.map(lambda rows: _arrow_lines(header, names, rounded, *rows), ranges))
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write((",".join(header) + "\n").encode("utf-8"))
         for part in parts:
             handle.write(part)
+
+
+def _arrow_lines(
+    header: list[str], names: pa.Array, rounded: np.ndarray, start: int, stop: int
+) -> bytes:
+    """CSV lines of rows start..stop by pyarrow (no header); NaN becomes an empty cell."""
+    has_empty = bool(np.isnan(rounded[:, start:stop]).any())
+    columns = [names.slice(start, stop - start)]
+    columns += [
+        pa.array(rounded[j, start:stop], from_pandas=has_empty) for j in range(rounded.shape[0])
+    ]
+    buffer = io.BytesIO()
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    pacsv.write_csv(pa.table(columns, names=header), buffer, write_options=options)
+    return buffer.getvalue()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from ensemble.errors import InputError
 from ensemble.scores_table import read_scores
@@ -59,6 +58,8 @@ def scheme_weights(
         logits = sign * values / (spread if spread > 0 else 1.0)
         raw = np.exp(logits - logits.max())
     elif scheme == "rank":
+        from scipy.stats import rankdata  # imported here: scipy.stats is slow to import
+
         raw = rankdata(sign * values, method="average")
     else:
         raise ValueError(f"unknown scheme '{scheme}'; choose from {SCHEMES}")
