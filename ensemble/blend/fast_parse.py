@@ -56,6 +56,7 @@ class PlainSubmission:
 
 @njit(nogil=True, cache=True)
 def _count_lines(buffer, start):
+    """Line ends from `start` on."""
     lines = 0
     for position in range(start, len(buffer)):
         if buffer[position] == 10:
@@ -63,8 +64,19 @@ def _count_lines(buffer, start):
     return lines
 
 
+@njit(inline="always")
+def _digit_run(buffer, position, mantissa):
+    """Append the ASCII digits from `position` to `mantissa`; (mantissa, first non-digit)."""
+    digit = np.uint64(buffer[position]) - np.uint64(48)
+    while digit < 10:
+        mantissa = mantissa * np.uint64(10) + digit
+        position += 1
+        digit = np.uint64(buffer[position]) - np.uint64(48)
+    return mantissa, position
+
+
 @njit(nogil=True, cache=True)
-def _parse(buffer, start, values, name_ends, name_starts, powers, max_digits):
+def _parse(buffer, start, values, name_starts, name_ends, powers, max_digits):
     """Rows parsed into values (values, rows) and name spans; -1 at anything not plain.
 
     The buffer ends with a line end, so no scan inside a row can run past it.
@@ -91,25 +103,15 @@ def _parse(buffer, start, values, name_ends, name_starts, powers, max_digits):
             negative = buffer[position] == 45  # -
             if negative:
                 position += 1
-            first = position
-            mantissa = np.uint64(0)
-            digit = np.uint64(buffer[position]) - np.uint64(48)
-            while digit < 10:
-                mantissa = mantissa * np.uint64(10) + digit
-                position += 1
-                digit = np.uint64(buffer[position]) - np.uint64(48)
-            digits = position - first
+            mantissa, end_of_digits = _digit_run(buffer, position, np.uint64(0))
+            digits = end_of_digits - position
+            position = end_of_digits
             decimals = 0
             if buffer[position] == 46:  # .
-                position += 1
-                point = position
-                digit = np.uint64(buffer[position]) - np.uint64(48)
-                while digit < 10:
-                    mantissa = mantissa * np.uint64(10) + digit
-                    position += 1
-                    digit = np.uint64(buffer[position]) - np.uint64(48)
-                decimals = position - point
+                mantissa, end_of_digits = _digit_run(buffer, position + 1, mantissa)
+                decimals = end_of_digits - position - 1
                 digits += decimals
+                position = end_of_digits
             if digits == 0 or digits > max_digits:
                 return -1
             number = np.float64(mantissa) / powers[decimals]
@@ -131,6 +133,7 @@ def _parse(buffer, start, values, name_ends, name_starts, powers, max_digits):
 
 @njit(nogil=True, cache=True)
 def _gather_names(buffer, name_starts, name_ends, out, offsets):
+    """Copy the names' bytes into one array, with each name's start offset (and the end)."""
     cursor = 0
     for row in range(len(name_starts)):
         offsets[row] = cursor
@@ -140,23 +143,20 @@ def _gather_names(buffer, name_starts, name_ends, out, offsets):
     offsets[len(name_starts)] = cursor
 
 
-def parse_plain(path: Path, n_values: int, rows: int | None = None) -> PlainSubmission | None:
-    """Read a plain submission (see the module docstring), or None to use the general reader.
-
-    `rows`, when known (the first file's row count), skips counting the lines.
-    """
+def parse_plain(path: Path, n_values: int) -> PlainSubmission | None:
+    """Read a plain submission (see the module docstring), or None to use the general reader."""
     buffer = np.fromfile(path, dtype=np.uint8)
     line_end = np.flatnonzero(buffer[: 1 << 20] == 10)
     if len(line_end) == 0 or len(buffer) == 0 or buffer[-1] != 10:
         return None
     start = int(line_end[0]) + 1
-    capacity = _count_lines(buffer, start) if rows is None else rows
+    capacity = _count_lines(buffer, start)
     if capacity == 0:
         return None
     values = np.empty((n_values, capacity), dtype=np.float64)
     name_starts = np.empty(capacity, dtype=np.int64)
     name_ends = np.empty(capacity, dtype=np.int64)
-    parsed = _parse(buffer, start, values, name_ends, name_starts, _POWERS_OF_TEN, _MAX_DIGITS)
+    parsed = _parse(buffer, start, values, name_starts, name_ends, _POWERS_OF_TEN, _MAX_DIGITS)
     if parsed != capacity:
         return None
     name_bytes = np.empty(int((name_ends - name_starts).sum()), dtype=np.uint8)
