@@ -31,6 +31,6 @@ cat runs_ddp/scores.csv
 step "torchrun, 2 processes on fewer GPUs: expect a clear error"
 timeout 60 torchrun --nproc_per_node 2 -m ensemble train-all --data demo --out runs_ddp2 --only small_cnn_deeper --quiet 2>&1 | grep -m2 "GPU"
 step "pytest on the GPU machine (device auto = cuda)"
-timeout 180 python3 -m pytest -q -n 8 -p no:cacheprovider 2>&1 | tail -25
+timeout 300 python3 -m pytest -v -n 8 -p no:cacheprovider -p no:benchmark 2>&1 | grep -E "FAILED|ERROR|passed|failed"
 step done
 } 2>&1 | tee "$log/log.txt"

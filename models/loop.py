@@ -8,6 +8,7 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from tqdm import tqdm
 
 from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
-from ensemble.scoring import validation_score
+from ensemble.scoring import points_score
+from ensemble.subsets import validation_subsets
 from models import distributed
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -87,6 +89,12 @@ class Trainer:
     position: int | None = None  # progress-bar line (parallel runs)
     faults: FaultHooks = field(default_factory=FaultHooks.from_env)
     replica_digests: list[str] = field(default_factory=list)  # per rank, at the last stage end
+
+    @cached_property
+    def val_subsets(self) -> np.ndarray:
+        """The validation images' fixed K-subsets, drawn once (they depend only on file names)."""
+        names = self.data.train.file_names[self.data.val_indices]
+        return validation_subsets(names, self.data.n_points)
 
     @property
     def checkpoints(self) -> Path:
@@ -315,7 +323,7 @@ class Trainer:
         )
         crop_mse = masked_crop_mse(normalised, self.data.targets[rows], self.data.size)
         points, truth = self.data.to_original(normalised, "train", rows), self.data.points[rows]
-        score = validation_score(self.data.train.file_names[rows], points, truth)
+        score = points_score(points, truth, self.val_subsets)
         return {
             "val_mse_crop": crop_mse,
             "val_score": score,
