@@ -82,6 +82,24 @@ def train_all(
             )
     if jobs > 1 and not distributed.active():
         return train_parallel(todo, data_dir, out_dir, cache_root, progress, jobs)
+    return train_in_turn(todo, data_dir, out_dir, cache_root, progress, datasets)
+
+
+def train_in_turn(
+    todo: list[tuple[RunConfig, bool]],
+    data_dir: str | Path,
+    out_dir: Path,
+    cache_root: str | Path | None,
+    progress: bool,
+    datasets: dict[int, RunData] | None = None,
+    slot: tuple[int, str, int] | None = None,
+) -> list[dict]:
+    """Train runs one after another; the summaries of those this process reports.
+
+    Alone (`slot` None) each run uses its config's device, shares `datasets` (by crop size)
+    and records its score; as parallel slot (index, device, threads) a worker trains on the
+    slot's device, on its progress line, and leaves scores.csv to `train_parallel`.
+    """
     summaries = []
     for config, resumed in todo:
         summary = train_run(
@@ -90,8 +108,12 @@ def train_all(
             out_dir / config.name,
             cache_root,
             progress,
-            datasets[config.crop_size],
+            (datasets or {}).get(config.crop_size),
             resume=resumed,
+            device_name=None if slot is None else run_device(config, slot[1]),
+            threads=None if slot is None else slot[2],
+            record=slot is None,
+            position=None if slot is None else slot[0],
         )
         if distributed.is_main():
             report(summary, resumed)
@@ -142,8 +164,8 @@ def train_parallel(
     jobs = min(jobs, len(todo))
     devices = job_devices(jobs)
     tasks = [
-        delayed(_train_slot)(
-            todo[slot::jobs], data_dir, out_dir, cache_root, progress, slot, devices[slot]
+        delayed(train_in_turn)(
+            todo[slot::jobs], data_dir, out_dir, cache_root, progress, slot=(slot, *devices[slot])
         )
         for slot in range(jobs)
     ]
@@ -156,33 +178,4 @@ def train_parallel(
             path = out_dir / config.name / SUMMARY
             if path.is_file():
                 record_score(path.parent, json.loads(path.read_text())["val_score"])
-    return summaries
-
-
-def _train_slot(
-    todo: list[tuple[RunConfig, bool]],
-    data_dir: str | Path,
-    out_dir: Path,
-    cache_root: str | Path | None,
-    progress: bool,
-    slot: int,
-    device: tuple[str, int],
-) -> list[dict]:
-    """Worker: train a slot's runs one after another on its device."""
-    summaries = []
-    for config, resumed in todo:
-        summary = train_run(
-            config,
-            data_dir,
-            out_dir / config.name,
-            cache_root,
-            progress,
-            resume=resumed,
-            device_name=run_device(config, device[0]),
-            threads=device[1],
-            record=False,
-            position=slot,
-        )
-        report(summary, resumed)
-        summaries.append(summary)
     return summaries
