@@ -30,10 +30,6 @@ class PlainNames:
     data: np.ndarray
     offsets: np.ndarray
 
-    def same_as(self, other: PlainNames) -> bool:
-        """True when both list the same file names in the same order."""
-        return np.array_equal(self.offsets, other.offsets) and np.array_equal(self.data, other.data)
-
     def to_arrow(self) -> pa.Array | None:
         """The names as an arrow string array; None when they are not valid UTF-8."""
         array = pa.LargeStringArray.from_buffers(

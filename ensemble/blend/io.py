@@ -17,7 +17,7 @@ aligning the rows. Blends keep them empty.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 
 from ensemble.atomic import atomic_path
 from ensemble.blend.fast_format import format_plain
-from ensemble.blend.fast_parse import PlainNames, PlainSubmission, parse_plain
+from ensemble.blend.fast_parse import PlainSubmission, parse_plain
 from ensemble.errors import InputError
 from ensemble.formats import FILE_COLUMN, format_values, point_columns
 
@@ -332,7 +332,6 @@ class SubmissionSet:
         self.file_names: np.ndarray | None = None
         self.file_names_arrow: pa.Array | None = None
         self.empty: np.ndarray | None = None  # the first file's empty cells, once read
-        self.plain_names: PlainNames | None = None  # the first file's, if read as plain
 
     def _load(self, path: Path) -> PlainSubmission | pa.Table:
         """The compiled reader's result for a plain file, else pyarrow's table."""
@@ -341,39 +340,33 @@ class SubmissionSet:
 
     def _align_loaded(self, path: Path, loaded: PlainSubmission | pa.Table) -> SubmissionValues:
         if isinstance(loaded, PlainSubmission):
-            aligned = self._align_plain(path, loaded)
-            if aligned is not None:
-                return aligned
+            names = loaded.names.to_arrow()
+            if names is not None:
+                plain = loaded.values
+                return self._align(
+                    path, names, lambda order: (plain if order is None else plain[:, order], None)
+                )
             loaded = _read_table(path, self.header)  # names not UTF-8: pyarrow says where
-        return self._align(path, loaded.column(0).combine_chunks(), loaded)
+        table = loaded
+        return self._align(
+            path, table.column(0).combine_chunks(), lambda order: _values(path, table, order)
+        )
 
-    def _align_plain(self, path: Path, plain: PlainSubmission) -> SubmissionValues | None:
-        """Aligned values of a plain submission; None when its names need the general reader."""
-        if self.plain_names is not None and plain.names.same_as(self.plain_names):
-            return SubmissionValues(path, plain.values)
-        names = plain.names.to_arrow()
-        if names is None:
-            return None
+    def _align(
+        self,
+        path: Path,
+        names: pa.Array,
+        values_in: Callable[[np.ndarray | None], tuple[np.ndarray, np.ndarray | None]],
+    ) -> SubmissionValues:
+        """Check the names and take the values (and empty cells) in the first file's row order.
+
+        `values_in(order)` gives (values, empty) with rows taken in `order` (None: as read).
+        """
         if self.file_names_arrow is None:
             _check_names(path, names)
             self.file_names_arrow = names
             self.file_names = names.to_numpy(zero_copy_only=False)
-            self.plain_names = plain.names
-            return SubmissionValues(path, plain.values)
-        order = None
-        if not names.equals(self.file_names_arrow):
-            numpy_names = names.to_numpy(zero_copy_only=False)
-            order = align_order(path, numpy_names, self.file_names, str(self.paths[0]))
-        check_same_empty(path, self.header, None, self.empty, self.paths[0], order)
-        values = plain.values if order is None else plain.values[:, order]
-        return SubmissionValues(path, values)
-
-    def _align(self, path: Path, names: pa.Array, table: pa.Table) -> SubmissionValues:
-        if self.file_names_arrow is None:
-            _check_names(path, names)
-            self.file_names_arrow = names
-            self.file_names = names.to_numpy(zero_copy_only=False)
-            values, empty = _values(path, table, None)
+            values, empty = values_in(None)
             if empty is not None:
                 check_ragged(path, self.header, empty)
             self.empty = empty
@@ -382,7 +375,7 @@ class SubmissionSet:
         if not names.equals(self.file_names_arrow):
             numpy_names = names.to_numpy(zero_copy_only=False)
             order = align_order(path, numpy_names, self.file_names, str(self.paths[0]))
-        values, empty = _values(path, table, order)
+        values, empty = values_in(order)
         check_same_empty(path, self.header, empty, self.empty, self.paths[0], order)
         return SubmissionValues(path, values, empty)
 
