@@ -210,6 +210,13 @@ class PointAnalysis:
         """The run with the lowest score."""
         return min(self.runs, key=lambda run: run.score)
 
+    @property
+    def scored_on(self) -> str:
+        """What each validation image is scored on: '30-index subsets' or 'all 15 landmarks'."""
+        if self.k == self.layout.n_points:
+            return f"all {self.k} landmarks"
+        return f"{self.k}-index subsets"
+
 
 def analyze_points(
     run_names: list[str],

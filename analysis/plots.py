@@ -224,7 +224,7 @@ def scores_plot(analysis: PointAnalysis, path: Path) -> Path:
             capsize=3,
         )
     axes.set_yticks(positions, [items[number].name for number in order])
-    axes.set_xlabel("validation score (MSE on 30-index subsets, px²)")
+    axes.set_xlabel(f"validation score (MSE on {analysis.scored_on}, px²)")
     axes.set_title(
         f"Validation score per run ({analysis.level:.0%} bootstrap interval over images)"
     )

@@ -13,6 +13,11 @@ import numpy as np
 
 from analysis.document import Figure, Paragraph, Section, Table, fmt, fmt_line
 
+_FILL_HINT = (
+    "fill the leaderboard column: `ens score SUBMISSIONS --data DATA --scores FILE` where the "
+    "data has test truth (demo data), else by hand from the real leaderboard (Kaggle)"
+)
+
 
 def _header_of(path: Path) -> list[str]:
     with open(path, encoding="utf-8", newline="") as handle:
@@ -49,7 +54,7 @@ def leaderboard_section(path: Path | None, plot_dir: Path | None = None) -> Sect
             fits.append(fit_target(target, val, frame[target].to_numpy(dtype=float)))
         except ValueError as error:
             if target == targets[0]:
-                section.missing = f"{path}: {error}"
+                section.missing = f"{path}: {error} ({_FILL_HINT})"
                 return section
             section.blocks.append(Paragraph(f"No {target} line: {error}."))
     main = fits[0]

@@ -22,7 +22,7 @@ def points_section(
     from analysis.per_point import analyze_points
     from ensemble.runs import align_predictions, data_dir_of, find_runs, truth_for
 
-    section = Section("points", "3. Per-point MSE on 30-index subsets (validation predictions)")
+    section = Section("points", _title("30-index subsets"))
     if runs_dir is None:
         section.missing = "no runs folder: give --runs RUNS (run folders with val_predictions.npz)"
         return section
@@ -78,12 +78,17 @@ def _metrics_block(
     section.summary["metrics"] = {name: report.as_dict() for name, report in reports.items()}
 
 
+def _title(scored_on: str) -> str:
+    return f"3. Per-point MSE on {scored_on} (validation predictions)"
+
+
 def _points_blocks(section: Section, result, plot_dir: Path | None) -> None:
     from analysis.per_point import region_errors
 
     layout = result.layout
     best = result.best
     everything = result.all
+    section.title = _title(result.scored_on)
     section.headline = f"best run {best.name}: {best.score:.4g} px²" + (
         f"; equal-weight blend {result.blend.score:.4g} px²" if result.blend else ""
     )
@@ -92,7 +97,7 @@ def _points_blocks(section: Section, result, plot_dir: Path | None) -> None:
         f"{layout.n_points} landmarks, scored like the leaderboard on {result.k} landmarks per "
         "image (the fixed validation subsets every ens tool uses). Per-point MSE: the mean "
         "squared error (x and y averaged) of a landmark over the images whose subset contains "
-        "it; the dense version uses every image and every landmark."
+        "it; the dense version uses every labelled landmark of every image."
     )
     section.blocks.append(Paragraph(intro))
     rows = []

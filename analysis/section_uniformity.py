@@ -32,17 +32,17 @@ def uniformity_section(
     result = uniformity(table.indices, layout, alpha)
     verdict = "consistent with uniform" if result.uniform else "NOT uniform"
     section.headline = f"{verdict} (p = {fmt_p(result.p_value_design)}, level {alpha:g})"
-    other = (
-        f"{result.rows_with_other_k:,} rows have a different count"
-        if result.rows_with_other_k
-        else "every row has that many"
-    )
+    if result.rows_with_other_k:
+        per_row = f"{result.k} indices in most rows ({result.rows_with_other_k:,} rows differ)"
+        expected_from = "all indices of all rows / N"
+    else:
+        per_row, expected_from = f"{result.k} indices per row (every row)", "rows x K / N"
     section.blocks.append(
         Paragraph(
-            f"{path}: {result.n_rows:,} rows, {result.k} indices per row ({other}); in every row "
-            f"the indices are distinct and in [0, {n_points}) (checked while reading; N from "
+            f"{path}: {result.n_rows:,} rows, {per_row}; in every row the indices are distinct "
+            f"and in [0, {n_points}) (checked while reading; N from "
             f"{n_points_from or 'the caller'}). Each index is expected {fmt(result.expected)} "
-            f"times (rows x K / N). Verdict at level {alpha:g}: the index frequencies are "
+            f"times ({expected_from}). Verdict at level {alpha:g}: the index frequencies are "
             f"{verdict}."
         )
     )
@@ -67,7 +67,7 @@ def uniformity_section(
                 ],
             ],
             note=(
-                "Indices are drawn without replacement within a row, which makes counts a little "
+                "Indices are drawn without replacement within a row, which makes counts "
                 f"less variable than a multinomial: the statistic follows "
                 f"{result.design_factor:.4f} x chi2({result.df}) under uniformity. The verdict "
                 "uses the adjusted row."

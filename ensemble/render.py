@@ -58,6 +58,10 @@ def _poly(points: np.ndarray) -> list[float]:
     return np.asarray(points, dtype=np.float64).ravel().tolist()
 
 
+def _supersampled(points: np.ndarray) -> np.ndarray:
+    return SUPERSAMPLE * points + (SUPERSAMPLE - 1) / 2
+
+
 def _ellipse(centre: np.ndarray, axis: np.ndarray, a: float, b: float, n: int = 32) -> np.ndarray:
     """Polygon of an ellipse with half-axes a (along unit `axis`) and b (across it)."""
     normal = np.array([-axis[1], axis[0]])
@@ -288,7 +292,7 @@ def _face_shading(p: np.ndarray, width: int, height: int, strength: float) -> np
     soft = mask.filter(ImageFilter.GaussianBlur(max(1.0, 0.12 * face_width)))
     soft = np.asarray(soft.resize((width, height), Image.BILINEAR), dtype=np.float32) / 255
     sharp = Image.new("L", (SUPERSAMPLE * width, SUPERSAMPLE * height), 0)
-    big = SUPERSAMPLE * p[OVAL] + (SUPERSAMPLE - 1) / 2
+    big = _supersampled(p[OVAL])
     ImageDraw.Draw(sharp).polygon(_poly(big), fill=255)
     inside = np.asarray(sharp.reduce(SUPERSAMPLE), dtype=np.float32) / 255
     return 1.0 - inside * strength * (1.0 - np.clip(2 * soft - 1, 0, 1))
@@ -312,16 +316,24 @@ def _noise(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 
 def render_face(
-    rng: np.random.Generator, points: np.ndarray, width: int, height: int
+    rng: np.random.Generator,
+    points: np.ndarray,
+    width: int,
+    height: int,
+    behind: tuple[np.random.Generator, np.ndarray] | None = None,
 ) -> Image.Image:
     """An RGB image (width x height) of a face whose landmarks are `points` (971, 2), in pixels.
 
-    A landmark at (x, y) lies at the centre of pixel column x, row y.
+    A landmark at (x, y) lies at the centre of pixel column x, row y. `behind` is another face
+    (a generator for its colours, its landmarks), drawn first so the subject covers it.
     """
     look = _appearance(rng)
     background = _background(rng, width, height)
     big = background.resize((width * SUPERSAMPLE, height * SUPERSAMPLE), Image.NEAREST)
-    _draw_face(big, SUPERSAMPLE * points + (SUPERSAMPLE - 1) / 2, look)
+    if behind is not None:
+        behind_rng, behind_points = behind
+        _draw_face(big, _supersampled(behind_points), _appearance(behind_rng))
+    _draw_face(big, _supersampled(points), look)
     image = big.reduce(SUPERSAMPLE)
     blur = rng.uniform(0.0, 2.6)
     if blur > 1.8:

@@ -46,15 +46,21 @@ def sample_landmark_rows(path: str | Path, n: int, seed: int = 0) -> tuple[list[
                 raise InputError(
                     path, f"expected {len(header)} columns, found {len(fields)}", row + 2
                 )
-            try:
-                values = np.array(fields[1:], dtype=np.float64)
-            except ValueError:
-                raise InputError(path, "non-numeric landmark value", row + 2) from None
-            if not np.isfinite(values).all():
-                raise InputError(path, "non-finite landmark value", row + 2)
             names.append(fields[0])
-            rows.append(values.reshape(n_points, 2))
+            rows.append(_parse_values(path, fields[1:], row + 2).reshape(n_points, 2))
     return names, np.stack(rows)
+
+
+def _parse_values(path: Path, fields: list[str], line: int) -> np.ndarray:
+    """Coordinates of one row; an empty cell is a missing label (NaN, Kaggle Facial Keypoints)."""
+    empty = np.array([field.strip() == "" for field in fields])
+    try:
+        values = np.array([np.nan if not field.strip() else float(field) for field in fields])
+    except ValueError:
+        raise InputError(path, "non-numeric landmark value", line) from None
+    if not np.isfinite(values[~empty]).all():
+        raise InputError(path, "non-finite landmark value", line)
+    return values
 
 
 def _load_image(path: Path) -> np.ndarray:
@@ -67,6 +73,12 @@ def _load_image(path: Path) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError) as error:
         raise InputError(path, f"cannot read image: {error}") from None
+
+
+def _labelled(shape: np.ndarray) -> str:
+    """Title suffix ', k/N labelled' when some points of `shape` (N, 2) are missing (NaN)."""
+    labelled = int((~np.isnan(shape).any(axis=1)).sum())
+    return "" if labelled == len(shape) else f", {labelled}/{len(shape)} labelled"
 
 
 def show_grid(
@@ -82,12 +94,17 @@ def show_grid(
     data_dir = Path(data_dir)
     landmarks = data_dir / split / "landmarks.csv"
     if split == "test" and not landmarks.is_file():
-        raise InputError(landmarks, "no hidden test truth here (only demo data has one)")
+        imported = " (`ens import-fkd` writes none)" if (data_dir / "fkd.json").is_file() else ""
+        raise InputError(
+            landmarks,
+            f"no hidden test truth here{imported}: only demo data has one; use --split train",
+        )
     names, points = sample_landmark_rows(landmarks, n, seed)
     layout = layout_for(points.shape[1])
     cmap = plt.get_cmap("tab20")
     colours = [cmap(i % 20) for i in range(len(layout.regions))]
     region_ids = layout.region_ids()
+    marker = max(1.2, 240.0 / points.shape[1])  # 971 dots stay fine, 15 keypoints visible
     cols = int(np.ceil(np.sqrt(len(names))))
     rows = int(np.ceil(len(names) / cols))
     width = max(3.2 * cols, 8.0)
@@ -100,8 +117,8 @@ def show_grid(
     for ax, name, shape in zip(axes.ravel(), names, points, strict=False):
         image = _load_image(data_dir / split / "images" / name)
         ax.imshow(image)
-        ax.scatter(shape[:, 0], shape[:, 1], s=1.2, c=[colours[r] for r in region_ids], lw=0)
-        ax.set_title(f"{name} ({image.shape[1]}x{image.shape[0]})", fontsize=8)
+        ax.scatter(*shape.T, s=marker, c=[colours[r] for r in region_ids], lw=0)
+        ax.set_title(f"{name} ({image.shape[1]}x{image.shape[0]}){_labelled(shape)}", fontsize=8)
     handles = [
         Line2D([], [], marker="o", ls="", color=colours[i], label=region.name)
         for i, region in enumerate(layout.regions)

@@ -87,8 +87,9 @@ class RunConfig:
     channels_last: bool = True
     compile: bool = False
     checkpoint_every: int = 0  # also save checkpoints/last.pt every this many steps (0: off)
-    divergence_factor: float = 10.0  # loss > factor x recent mean = diverged (0: off)
-    divergence_window: int = 20  # steps in the recent mean
+    divergence_factor: float = 10.0  # loss > factor x recent mean: a spike (0: off)
+    divergence_window: int = 20  # accepted steps in the recent mean
+    divergence_patience: int = 5  # spikes in a row that count as divergence
     rollback_lr_factor: float = 0.5  # lr multiplier after each rollback
     max_rollbacks: int = 3
     stages: tuple[StageConfig, ...] = (StageConfig(),)
@@ -234,6 +235,7 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "checkpoint_every": _integer(0),
     "divergence_factor": _divergence_factor,
     "divergence_window": _integer(1),
+    "divergence_patience": _integer(1),
     "rollback_lr_factor": _number(0, 1, open_low=True),
     "max_rollbacks": _integer(0),
     "stages": None,  # list of stage tables, checked by _stages

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
@@ -12,13 +12,14 @@ from queue import Queue
 import numpy as np
 import torch
 
+from ensemble.baseline import mean_relative_shape, mean_shape, shape_for_images
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks
 from ensemble.scoring import validation_score
 from models.cache import CachedSplit, build_cache
-from models.distributed import shard
+from models.distributed import shard, world_size
 from models.geometry import denormalise, from_crop, normalise, to_crop
-from models.missing import check_labels, mean_shape
+from models.missing import check_labels
 
 
 def validation_mask(n_images: int, fraction: float, seed: int) -> np.ndarray:
@@ -68,8 +69,8 @@ class RunData:
         """Val score of the mean-shape baseline (mean of points / image size, per image size)."""
         train, val = self.train_indices, self.val_indices
         sizes = self.train.sizes
-        relative = mean_shape(self.points[train] / sizes[train, None, :])
-        predicted = relative[None] * sizes[val, None, :]
+        relative = mean_relative_shape(self.points[train], sizes[train])
+        predicted = shape_for_images(relative, sizes[val])
         return validation_score(self.train.file_names[val], predicted, self.points[val])
 
     def to_original(self, targets: np.ndarray, split: str, rows: np.ndarray) -> np.ndarray:
@@ -102,12 +103,21 @@ def load_run_data(
     return RunData(train, test, labels.points, targets, mask)
 
 
-def epoch_order(rows: np.ndarray, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+def epoch_order(
+    rows: np.ndarray, batch_size: int, seed: int, epoch: int, reshuffles: Sequence[int] = ()
+) -> np.ndarray:
     """The training rows of one epoch: shuffled by (seed, epoch), each batch sorted for locality.
 
-    Under torchrun each rank takes its DistributedSampler-like share of the shuffled rows.
+    `reshuffles` lists the batch positions where a rollback restarted this epoch: from each
+    one on, the rows not yet seen are shuffled anew (by seed, epoch and the rollback's count),
+    so a replay never meets the batch sequence that diverged. Under torchrun each rank takes
+    its DistributedSampler-like share of the shuffled rows.
     """
-    shuffled = shard(np.random.default_rng([seed, epoch]).permutation(rows))
+    order = np.random.default_rng([seed, epoch]).permutation(rows)
+    for count, batch in enumerate(reshuffles, start=1):
+        start = batch * batch_size * world_size()
+        order[start:] = np.random.default_rng([seed, epoch, count]).permutation(order[start:])
+    shuffled = shard(order)
     chunks = [np.sort(shuffled[i : i + batch_size]) for i in range(0, len(shuffled), batch_size)]
     return np.concatenate(chunks) if chunks else shuffled
 
@@ -173,7 +183,7 @@ def mean_shape_for_bad_images(data: RunData, points: np.ndarray) -> np.ndarray:
         return points
     train = data.train_indices
     sizes = data.train.sizes
-    relative = mean_shape(data.points[train] / sizes[train, None, :])
+    relative = mean_relative_shape(data.points[train], sizes[train])
     test_sizes = data.test.sizes[bad].copy()
     unknown = ~np.isfinite(test_sizes).all(axis=1)
     test_sizes[unknown] = sizes[train].mean(axis=0)

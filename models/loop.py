@@ -27,7 +27,7 @@ from models.checkpoint import load_checkpoint, restore_rng_state, rng_state, sav
 from models.config import RunConfig
 from models.data import RunData, epoch_order, iterate_batches
 from models.factories import LOSSES, OPTIMIZERS, SCHEDULERS
-from models.guard import Diverged, FaultHooks, TrainingDiverged, divergence, scaled_step
+from models.guard import Diverged, FaultHooks, TrainingDiverged, Verdict, judge_loss, scaled_step
 from models.missing import (
     METRIC_KEYS,
     masked_crop_mse,
@@ -46,7 +46,7 @@ METRIC_COLUMNS = [
     *METRIC_KEYS,  # masked RMSE, MAE, NME, PCK in original pixels (missing labels left out)
     "seconds",
     "images_per_s",
-    "events",  # rollbacks during the epoch
+    "events",  # rollbacks and skipped spikes during the epoch
 ]
 
 
@@ -67,8 +67,12 @@ class LoopState:
     best_epoch: int = -1
     best_stage: int = -1
     lr_scale: float = 1.0  # product of the rollback lr factors so far
-    recent: list[float] = field(default_factory=list)  # recent step losses (divergence)
+    recent: list[float] = field(default_factory=list)  # recent accepted step losses
+    high_streak: int = 0  # steps in a row above the spike threshold (divergence at patience)
+    reshuffles: list[int] = field(default_factory=list)  # batches where a rollback reshuffled
     rollbacks: list[dict] = field(default_factory=list)
+    spikes: list[dict] = field(default_factory=list)  # single high-loss steps, skipped
+    warnings: list[str] = field(default_factory=list)  # e.g. training stopped on its best epoch
     metrics: list[dict] = field(default_factory=list)
 
 
@@ -107,7 +111,8 @@ class Trainer:
         Early stopping (`patience` epochs without a better val score) ends the current stage;
         every stage ends by reloading the best weights so far. With `resume`, training goes on
         from checkpoints/last.pt (model, optimizer, scheduler, position inside the epoch, RNGs).
-        A diverged step rolls back to last.pt with a lower learning rate.
+        A diverged step rolls back to last.pt with a lower learning rate and the rest of the
+        epoch reshuffled; once `max_rollbacks` are spent, training stops on the best checkpoint.
         """
         loss_fn = LOSSES[self.config.loss](self.config)
         per_rank = math.ceil(len(self.data.train_indices) / distributed.world_size())
@@ -128,6 +133,9 @@ class Trainer:
             try:
                 self._stage(self._forward(), loss_fn, optimizer, schedule, steps)
             except Diverged as event:
+                if len(self.state.rollbacks) >= self.config.max_rollbacks:
+                    self._stop_on_best(event)
+                    break
                 checkpoint = self._rollback(event)
                 continue
             self.replica_digests = distributed.check_replicas(self.model)
@@ -173,7 +181,11 @@ class Trainer:
         config, state = self.config, self.state
         start = time.perf_counter() - state.epoch_seconds
         rows = epoch_order(
-            self.data.train_indices, config.batch_size, config.seed, state.global_epoch
+            self.data.train_indices,
+            config.batch_size,
+            config.seed,
+            state.global_epoch,
+            state.reshuffles,
         )
         memory = torch.channels_last if self._channels_last else torch.contiguous_format
         bar = tqdm(
@@ -199,13 +211,18 @@ class Trainer:
             x = x.contiguous(memory_format=memory)
             with autocast(self.device, config.bf16):
                 predicted = forward(x)
-            loss = loss_fn(predicted.float().view_as(y), y)
-            value = self._checked_loss(loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-            scaled_step(optimizer, state.lr_scale)
+            predicted = predicted.float().view_as(y)
+            loss = loss_fn(predicted, y)
+            value, verdict = self._judge(loss)
+            if verdict.kind == "spike":
+                batch = state.batch * config.batch_size
+                self._log_spike(verdict, value, predicted, y, rows[batch : batch + len(x)])
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+                scaled_step(optimizer, state.lr_scale)
             schedule.after_batch(epoch + (state.batch + 1) / steps)
             state.step, state.batch = state.step + 1, state.batch + 1
             state.epoch_loss += value * len(x)
@@ -227,13 +244,10 @@ class Trainer:
             **self._validate_everywhere(),
             "seconds": time.perf_counter() - start,
             "images_per_s": seen * distributed.world_size() / train_seconds,
-            "events": "; ".join(
-                f"rollback at step {r['step']}: {r['reason']}; lr x{r['lr_scale']:g}"
-                for r in state.rollbacks
-                if r["epoch"] == state.global_epoch + 1
-            ),
+            "events": self._events(state.global_epoch + 1),
         }
         state.batch, state.epoch_loss, state.epoch_images, state.epoch_seconds = 0, 0.0, 0, 0.0
+        state.reshuffles = []
         state.metrics.append(row)
         self._write_metrics()
         if self.progress:
@@ -244,25 +258,82 @@ class Trainer:
             )
         return row
 
-    def _checked_loss(self, loss: torch.Tensor) -> float:
-        """The step's loss (the mean over ranks under torchrun); raises Diverged."""
+    def _judge(self, loss: torch.Tensor) -> tuple[float, Verdict]:
+        """The step's loss (the mean over ranks under torchrun) and the guard's verdict.
+
+        Raises Diverged; an accepted loss joins the recent mean, a spike does not.
+        """
         state, config = self.state, self.config
         value = float(loss.detach())
         if distributed.active():
             value = distributed.sum_values([value], self.device)[0] / distributed.world_size()
         value = self.faults.loss(state.step, value)
-        reason = divergence(value, state.recent, config.divergence_factor, config.divergence_window)
-        if reason:
-            raise Diverged(reason, value)
-        state.recent = [*state.recent, value][-config.divergence_window :]
-        return value
+        verdict = judge_loss(
+            value,
+            state.recent,
+            state.high_streak,
+            config.divergence_factor,
+            config.divergence_window,
+            config.divergence_patience,
+        )
+        if verdict.kind == "diverged":
+            raise Diverged(verdict.reason, value)
+        if verdict.kind == "spike":
+            state.high_streak += 1
+        else:
+            state.high_streak = 0
+            state.recent = [*state.recent, value][-config.divergence_window :]
+        return value, verdict
+
+    def _log_spike(
+        self,
+        verdict: Verdict,
+        value: float,
+        predicted: torch.Tensor,
+        targets: torch.Tensor,
+        rows: np.ndarray,
+    ) -> None:
+        """Record a skipped spike with the batch's worst image (largest MSE, over all ranks)."""
+        state = self.state
+        errors = torch.nanmean(((predicted.detach() - targets) ** 2).flatten(1), dim=1)
+        worst = int(errors.argmax())
+        local = (float(errors[worst]), str(self.data.train.file_names[rows[worst]]))
+        _, image = max(distributed.gather(local))
+        record = {
+            "step": state.step + 1,
+            "stage": state.stage + 1,
+            "epoch": state.global_epoch + 1,
+            "loss": value,
+            "recent_mean": verdict.recent_mean,
+            "reason": verdict.reason,
+            "worst_image": image,
+        }
+        state.spikes.append(record)
+        if self.progress:
+            tqdm.write(
+                f"{self.config.name}: step {record['step']} spiked ({verdict.reason}; "
+                f"worst image {image}): update skipped"
+            )
+
+    def _events(self, epoch: int) -> str:
+        """The rollbacks and skipped spikes of an epoch, for the `events` column."""
+        state = self.state
+        rollbacks = [
+            f"rollback at step {r['step']}: {r['reason']}; lr x{r['lr_scale']:g}"
+            for r in state.rollbacks
+            if r["epoch"] == epoch
+        ]
+        spikes = [
+            f"spike at step {s['step']}: {s['reason']}, worst image {s['worst_image']}; skipped"
+            for s in state.spikes
+            if s["epoch"] == epoch
+        ]
+        return "; ".join(rollbacks + spikes)
 
     def _rollback(self, event: Diverged) -> dict:
-        """Reload last.pt after a diverged step, with the learning rate scaled down."""
+        """Reload last.pt after a diverged step: a lower lr, the rest of the epoch reshuffled."""
         state, config = self.state, self.config
         where = f"{config.name}: step {state.step + 1} diverged ({event.reason})"
-        if len(state.rollbacks) >= config.max_rollbacks:
-            raise TrainingDiverged(f"{where} after {len(state.rollbacks)} rollback(s); giving up")
         record = {
             "step": state.step + 1,
             "stage": state.stage + 1,
@@ -275,10 +346,41 @@ class Trainer:
         checkpoint = load_checkpoint(self.checkpoints / "last.pt", "cpu")
         self._restore(checkpoint)
         self.state.rollbacks, self.state.lr_scale = rollbacks, scale
+        self.state.reshuffles = [*self.state.reshuffles, self.state.batch]
         record["restored_step"] = self.state.step
         if self.progress:
-            tqdm.write(f"{where}: rolled back to step {self.state.step}, lr x{scale:g}")
+            tqdm.write(
+                f"{where}: rolled back to step {self.state.step}, lr x{scale:g}, "
+                "rest of the epoch reshuffled"
+            )
         return checkpoint
+
+    def _stop_on_best(self, event: Diverged) -> None:
+        """Rollbacks spent: end training on the best checkpoint, with a warning.
+
+        Raises TrainingDiverged when no epoch got better than the mean-shape baseline.
+        """
+        state, config = self.state, self.config
+        where = (
+            f"step {state.step + 1} diverged ({event.reason}) "
+            f"after {len(state.rollbacks)} rollback(s)"
+        )
+        baseline = self.data.baseline_val_score()
+        if not (self.checkpoints / "best.pt").is_file() or not state.best_score < baseline:
+            raise TrainingDiverged(
+                f"{where}, and no epoch scored better than the mean-shape baseline "
+                f"(val score {baseline:.4g}): nothing to end on"
+            )
+        warning = (
+            f"{where}: training stopped there; the run ends on its best checkpoint "
+            f"(stage {state.best_stage + 1}, epoch {state.best_epoch}, "
+            f"val score {state.best_score:.4g})"
+        )
+        state.warnings.append(warning)
+        self._load_best()
+        self.replica_digests = distributed.check_replicas(self.model)
+        if self.progress:
+            tqdm.write(f"{config.name}: {warning}")
 
     def _resume_checkpoint(self) -> dict:
         """last.pt, restored into the model, the loop state and the RNGs."""

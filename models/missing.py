@@ -2,7 +2,8 @@
 
 A NaN in the training landmarks means "not labelled". Training rows and points without any
 label are errors (they would silently turn into NaN means and scores); everything else leaves
-the missing values out: the mean shape is a nanmean, scores average over present values only.
+the missing values out: the mean shape (`ensemble.baseline.mean_shape`) is a nanmean, scores
+average over present values only.
 With every label present each function equals its unmasked counterpart exactly.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ensemble.baseline import mean_shape as mean_shape  # its one home; re-exported here
 from ensemble.errors import InputError
 from ensemble.metrics import metric_report
 
@@ -52,13 +54,6 @@ def check_labels(path: str | Path, points: np.ndarray, train_rows: np.ndarray) -
             f"Point_M{point} has no label among the {len(train_rows)} training images "
             f"({int(unlabelled.sum())} such point(s)); its mean shape and loss are undefined",
         )
-
-
-def mean_shape(points: np.ndarray) -> np.ndarray:
-    """Mean over images of (n, N, 2) points, leaving missing (NaN) values out."""
-    if np.isnan(points).all(axis=0).any():
-        raise ValueError("a landmark has no label in any image; the mean shape is undefined")
-    return np.nanmean(points, axis=0)
 
 
 def masked_crop_mse(normalised: np.ndarray, targets: np.ndarray, size: int) -> float:

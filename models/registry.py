@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import torch
 import torchvision
@@ -97,6 +98,8 @@ def build_model(
             state, mean, std = _pretrained_state(arch)
             load_backbone_state(model, state, f"torchvision weights of {arch}")
     if weights_path:
+        if not Path(weights_path).is_file():
+            raise InputError(weights_path, "weights_path: no such file")
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         load_backbone_state(model, state, weights_path)
     if in_channels == 1:

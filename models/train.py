@@ -226,6 +226,8 @@ def train_run(
         "command": " ".join(sys.argv),
         "resumed": resume,
         "rollbacks": state.rollbacks,
+        "spikes": state.spikes,
+        "warnings": state.warnings,
         "bad_images": {"train": data.train.bad_images, "test": data.test.bad_images},
         "world_size": distributed.world_size(),
         "replica_digests": trainer.replica_digests,
@@ -245,7 +247,9 @@ def check_resumable(run_dir: Path, config: RunConfig) -> None:
     path = run_dir / "checkpoints" / "last.pt"
     saved = load_checkpoint(path, "cpu").get("config", {})
     now = config.to_dict()
-    changed = [k for k in now if k not in RESUME_FREE_KEYS and saved.get(k) != now[k]]
+    changed = [  # a key the checkpoint lacks is newer than it: its default applies
+        k for k in now if k not in RESUME_FREE_KEYS and k in saved and saved[k] != now[k]
+    ]
     if changed:
         key = changed[0]
         raise InputError(

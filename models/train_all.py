@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
+from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
 from ensemble.runs import CONFIG, SUMMARY, RunFolder
 from models import distributed
 from models.config import RunConfig, load_config, run_from_dict
 from models.data import RunData
+from models.guard import TrainingDiverged
 from models.predict import record_score
 from models.registry import available_architectures
 from models.train import load_shared_data, train_run
@@ -35,6 +40,29 @@ def resume_target(run_dir: Path, data_dir: Path | None = None) -> tuple[RunConfi
     return run_from_dict(values), Path(data_dir or values.get("data", "")), run_dir
 
 
+ERROR_LOG = "error.txt"  # a failed run's traceback, in its run folder
+
+
+class UnknownRun(LookupError):
+    """A --run name that the config does not define."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What became of one run: 'trained', 'finished before' or 'failed' (with the reason)."""
+
+    run: str
+    status: str
+    val_score: float = math.nan
+    reason: str = ""  # why it failed, or the warnings of a run that ended early
+    summary: dict | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when the run did not finish."""
+        return self.status == "failed"
+
+
 def is_finished(run_dir: Path) -> bool:
     """A run is finished when its summary.json exists."""
     return (run_dir / SUMMARY).is_file()
@@ -50,39 +78,78 @@ def train_all(
     resume: bool = False,
     jobs: int = 1,
     checkpoint_every: int | None = None,
-) -> list[dict]:
-    """Train every run (skipping finished ones); return the summaries of the runs trained.
+) -> list[RunOutcome]:
+    """Train every run (skipping finished ones); one outcome per run, in config order.
 
-    `resume` continues runs that have checkpoints/last.pt; `jobs` > 1 trains that many runs at
-    once, one device each; `checkpoint_every` overrides the config's key for every run.
-    Under torchrun the runs go one after another, each over all the processes.
+    A run that fails (bad weights file, divergence with nothing to end on, an exception in its
+    data or model, out of memory) is reported and the next runs go on. `resume` continues runs
+    that have checkpoints/last.pt; `jobs` > 1 trains that many runs at once, one device each;
+    `checkpoint_every` overrides the config's key for every run. Under torchrun the runs go
+    one after another, each over all the processes, and every rank agrees on each run's fate.
     """
     runs = load_runs(config_path)
     if only:
         unknown = sorted(set(only) - {r.name for r in runs})
         if unknown:
-            raise ValueError(f"--run {unknown[0]} is not in {config_path}")
+            raise UnknownRun(f"--run {unknown[0]} is not in {config_path}")
         runs = [r for r in runs if r.name in only]
     if checkpoint_every is not None:
         runs = [dataclasses.replace(r, checkpoint_every=checkpoint_every) for r in runs]
     out_dir = Path(out_dir)
-    todo = []
+    outcomes, todo = {}, []
     for config in runs:
         run_dir = out_dir / config.name
         if is_finished(run_dir):
             if distributed.is_main():
                 tqdm.write(f"{config.name}: finished already ({run_dir / SUMMARY}), skipped")
+            outcomes[config.name] = finished_before(run_dir)
             continue
         todo.append((config, resume and (run_dir / "checkpoints" / "last.pt").is_file()))
-    datasets: dict[int, RunData] = {}
-    for config, _ in todo:
-        if config.crop_size not in datasets:
-            datasets[config.crop_size] = load_shared_data(
-                config, Path(data_dir), cache_root, progress
-            )
+    datasets = shared_datasets([config for config, _ in todo], Path(data_dir), cache_root, progress)
     if jobs > 1 and not distributed.active():
-        return train_parallel(todo, data_dir, out_dir, cache_root, progress, jobs)
-    return train_in_turn(todo, data_dir, out_dir, cache_root, progress, datasets)
+        trained = train_parallel(todo, data_dir, out_dir, cache_root, progress, jobs, datasets)
+    else:
+        trained = train_in_turn(todo, data_dir, out_dir, cache_root, progress, datasets)
+    outcomes.update({outcome.run: outcome for outcome in trained})
+    return [outcomes[config.name] for config in runs]
+
+
+def finished_before(run_dir: Path) -> RunOutcome:
+    """The outcome of a run that a previous command finished."""
+    summary = json.loads((run_dir / SUMMARY).read_text())
+    return RunOutcome(
+        run_dir.name,
+        "finished before",
+        summary.get("val_score", math.nan),
+        "; ".join(summary.get("warnings", [])),
+        summary,
+    )
+
+
+def shared_datasets(
+    configs: list[RunConfig], data_dir: Path, cache_root: str | Path | None, progress: bool
+) -> dict[int, RunData | str]:
+    """One RunData per crop size, shared by the runs; a failure to load is kept as its reason."""
+    datasets: dict[int, RunData | str] = {}
+    for config in configs:
+        if config.crop_size in datasets:
+            continue
+        try:
+            datasets[config.crop_size] = load_shared_data(config, data_dir, cache_root, progress)
+        except Exception as error:  # every run of this crop size fails with this reason
+            datasets[config.crop_size] = failure_reason(error)
+    return datasets
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line that says why a run failed: the message of input and divergence errors, else
+    the exception type and the first line of its message (at most 300 characters)."""
+    if isinstance(error, InputError | TrainingDiverged):
+        text = str(error)
+    else:
+        lines = str(error).strip().splitlines()
+        text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def train_in_turn(
@@ -91,43 +158,81 @@ def train_in_turn(
     out_dir: Path,
     cache_root: str | Path | None,
     progress: bool,
-    datasets: dict[int, RunData] | None = None,
+    datasets: dict[int, RunData | str] | None = None,
     slot: tuple[int, str, int] | None = None,
-) -> list[dict]:
-    """Train runs one after another; the summaries of those this process reports.
+) -> list[RunOutcome]:
+    """Train runs one after another; the outcomes of those this process reports.
 
     Alone (`slot` None) each run uses its config's device, shares `datasets` (by crop size)
     and records its score; as parallel slot (index, device, threads) a worker trains on the
     slot's device, on its progress line, and leaves scores.csv to `train_parallel`.
+    A failing run is reported and written to its error.txt, and the next run goes on.
     """
-    summaries = []
+    outcomes = []
     for config, resumed in todo:
-        summary = train_run(
-            config,
-            data_dir,
-            out_dir / config.name,
-            cache_root,
-            progress,
-            (datasets or {}).get(config.crop_size),
-            resume=resumed,
-            device_name=None if slot is None else run_device(config, slot[1]),
-            threads=None if slot is None else slot[2],
-            record=slot is None,
-            position=None if slot is None else slot[0],
-        )
+        run_dir = out_dir / config.name
+        data = (datasets or {}).get(config.crop_size)
+        summary, reason, trace = None, data if isinstance(data, str) else "", ""
+        if not reason:
+            try:
+                summary = train_run(
+                    config,
+                    data_dir,
+                    run_dir,
+                    cache_root,
+                    progress,
+                    data,
+                    resume=resumed,
+                    device_name=None if slot is None else run_device(config, slot[1]),
+                    threads=None if slot is None else slot[2],
+                    record=slot is None,
+                    position=None if slot is None else slot[0],
+                )
+            except Exception as error:  # one failing run stays one failure
+                reason, trace = failure_reason(error), traceback.format_exc()
+        reason = agreed_reason(reason)
         if distributed.is_main():
-            report(summary, resumed)
-            summaries.append(summary)
-    return summaries
+            outcome = record_outcome(run_dir, summary, reason, trace, resumed)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def agreed_reason(reason: str) -> str:
+    """Every rank's verdict on a run, made one: the first rank's failure, else ''."""
+    return next((r for r in distributed.gather(reason) if r), "")
+
+
+def record_outcome(
+    run_dir: Path, summary: dict | None, reason: str, trace: str, resumed: bool
+) -> RunOutcome:
+    """Report one run (a line on the terminal, error.txt for a failure) and return its outcome."""
+    log = run_dir / ERROR_LOG
+    if reason:
+        (run_dir / SUMMARY).unlink(missing_ok=True)  # another rank failed: not finished
+        if run_dir.is_dir():
+            with atomic_open(log, "w", encoding="utf-8") as handle:
+                handle.write(trace or reason + "\n")
+        where = f" (details in {log})" if log.is_file() else ""
+        tqdm.write(f"{run_dir.name}: FAILED: {reason}{where}; going on with the next run")
+        return RunOutcome(run_dir.name, "failed", reason=reason)
+    log.unlink(missing_ok=True)
+    report(summary, resumed)
+    warnings = "; ".join(summary.get("warnings", []))
+    return RunOutcome(run_dir.name, "trained", summary["val_score"], warnings, summary)
 
 
 def report(summary: dict, resumed: bool) -> None:
     """One line per finished run."""
-    how = ", resumed" if resumed else ""
-    rollbacks = f", {len(summary['rollbacks'])} rollback(s)" if summary["rollbacks"] else ""
+    notes = [", resumed" if resumed else ""]
+    if summary["rollbacks"]:
+        notes.append(f", {len(summary['rollbacks'])} rollback(s)")
+    if summary["spikes"]:
+        notes.append(f", {len(summary['spikes'])} spike(s) skipped")
+    if summary["warnings"]:
+        notes.append(", ended early on its best checkpoint")
     tqdm.write(
         f"{summary['run']}: val score {summary['val_score']:.3f}, "
-        f"{summary['total_seconds']:.0f} s{how}{rollbacks}"
+        f"{summary['total_seconds']:.0f} s{''.join(notes)}"
     )
 
 
@@ -155,12 +260,20 @@ def train_parallel(
     cache_root: str | Path | None,
     progress: bool,
     jobs: int,
-) -> list[dict]:
+    datasets: dict[int, RunData | str],
+) -> list[RunOutcome]:
     """Train the runs `jobs` at a time in worker processes (joblib), one device per slot.
 
     Slot i trains runs i, i + jobs, ... one after another on its device, with progress line i.
+    Runs whose data failed to load fail here; a worker that dies fails the runs it had left.
     scores.csv is written here, from the summaries of the runs that finished.
     """
+    outcomes = [
+        record_outcome(out_dir / config.name, None, datasets[config.crop_size], "", False)
+        for config, _ in todo
+        if isinstance(datasets[config.crop_size], str)
+    ]
+    todo = [(c, r) for c, r in todo if not isinstance(datasets[c.crop_size], str)]
     jobs = min(jobs, len(todo))
     devices = job_devices(jobs)
     tasks = [
@@ -169,13 +282,24 @@ def train_parallel(
         )
         for slot in range(jobs)
     ]
-    summaries = []
     try:
         for done in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
-            summaries += done
+            outcomes += done
+    except Exception as error:  # a worker process died (killed, out of memory, a crash)
+        reported = {outcome.run for outcome in outcomes}
+        reason = f"worker process stopped: {failure_reason(error)}"
+        for config, _ in todo:
+            run_dir = out_dir / config.name
+            if config.name in reported:
+                continue
+            if is_finished(run_dir):  # it ended before its worker did
+                summary = json.loads((run_dir / SUMMARY).read_text())
+                outcomes.append(record_outcome(run_dir, summary, "", "", False))
+            else:
+                outcomes.append(record_outcome(run_dir, None, reason, "", False))
     finally:
         for config, _ in todo:
             path = out_dir / config.name / SUMMARY
             if path.is_file():
                 record_score(path.parent, json.loads(path.read_text())["val_score"])
-    return summaries
+    return outcomes

@@ -17,7 +17,7 @@ from ensemble.cli import cli
 from ensemble.formats import read_landmarks, read_submission
 from ensemble.predictions import load_predictions
 from models.data import validation_mask
-from models.guard import NAN_STEP_ENV, divergence
+from models.guard import NAN_STEP_ENV, Verdict, judge_loss
 
 # 48 images, 7 for validation: 41 training images -> 5 steps of 8 an epoch (a last batch of
 # one image is dropped); no schedule, so the lr column shows the rollback's reduction directly.
@@ -50,14 +50,20 @@ def faces(tmp_path_factory) -> Path:
     return write_faces(tmp_path_factory.mktemp("faults") / "data", n_train=48, n_test=4)
 
 
-def test_divergence_rule() -> None:
+def test_judge_loss_tells_a_spike_from_a_divergence() -> None:
     recent = [1.0, 2.0, 3.0]  # mean 2
-    assert divergence(math.nan, recent, 10, 3).startswith("non-finite loss")
-    assert divergence(math.inf, [], 0, 3).startswith("non-finite loss")
-    assert divergence(20.5, recent, 10, 3) == "loss 20.5 > 10 x recent mean 2"
-    assert divergence(19.9, recent, 10, 3) is None
-    assert divergence(1e9, recent, 10, 4) is None  # window not filled yet
-    assert divergence(1e9, recent, 0, 3) is None  # spike rule off
+    assert judge_loss(math.nan, recent, 0, 10, 3, 5).kind == "diverged"
+    assert judge_loss(math.inf, [], 0, 0, 3, 5).reason == "non-finite loss (inf)"
+    assert judge_loss(19.9, recent, 0, 10, 3, 5) == Verdict("ok", recent_mean=2.0)
+    spike = judge_loss(20.5, recent, 0, 10, 3, 5)
+    assert (spike.kind, spike.reason) == ("spike", "loss 20.5 > 10 x recent mean 2")
+    assert judge_loss(20.5, recent, 3, 10, 3, 5).kind == "spike"  # 4 high steps in a row
+    stays_high = judge_loss(20.5, recent, 4, 10, 3, 5)  # the 5th: divergence
+    assert stays_high.kind == "diverged"
+    assert stays_high.reason == "loss 20.5 > 10 x recent mean 2 for 5 steps in a row"
+    assert judge_loss(20.5, recent, 0, 10, 3, 1).kind == "diverged"  # patience 1: old rule
+    assert judge_loss(1e9, recent, 0, 10, 4, 5).kind == "ok"  # window not filled yet
+    assert judge_loss(1e9, recent, 0, 0, 3, 5).kind == "ok"  # high-loss rule off
 
 
 def test_planted_nan_rolls_back_once_with_a_lower_lr_and_the_run_finishes(
@@ -82,14 +88,19 @@ def test_planted_nan_rolls_back_once_with_a_lower_lr_and_the_run_finishes(
     assert np.isfinite(metrics["train_loss"]).all()
 
 
-def test_rollbacks_are_bounded(faces: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(NAN_STEP_ENV, "2")
+def test_a_divergence_with_nothing_better_than_the_start_fails_the_run(
+    faces: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv(NAN_STEP_ENV, "2")  # in the first epoch: no best checkpoint yet
     result = train_all(faces, tmp_path, max_rollbacks=0)
     assert result.exit_code == 1
-    assert "r: step 3 diverged (non-finite loss (nan)) after 0 rollback(s); giving up" in (
-        result.output
+    reason = (
+        "step 3 diverged (non-finite loss (nan)) after 0 rollback(s), and no epoch scored "
+        "better than the mean-shape baseline"
     )
+    assert f"r: FAILED: {reason}" in result.output
     assert not (tmp_path / "RUNS" / "r" / "summary.json").exists()
+    assert reason in (tmp_path / "RUNS" / "r" / "error.txt").read_text()
 
 
 def test_broken_images_are_reported_skipped_and_predicted_as_the_mean_shape(

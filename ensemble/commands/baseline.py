@@ -26,7 +26,8 @@ def baseline(data_dir: Path, output: Path) -> None:
     """Write the mean-shape submission: the floor every model must beat.
 
     The mean training shape, in coordinates divided by each image's width and height, is mapped
-    onto every test image.
+    onto every test image. Missing labels (empty cells, Kaggle Facial Keypoints) are left out:
+    each point's mean is over the images where it is labelled.
     """
     from ensemble.baseline import baseline_submission
 

@@ -33,6 +33,7 @@ def score(submissions: tuple[Path, ...], data_dir: Path, scores_path: Path | Non
     """
     from ensemble.leaderboard import record_scores, score_files
 
+    _refuse_imported_fkd(data_dir)
     results = score_files(submissions, data_dir)
     width = max(len(str(path)) for path in submissions)
     click.echo(f"{'submission':<{width}}  {'public':>10}  {'private':>10}")
@@ -41,3 +42,18 @@ def score(submissions: tuple[Path, ...], data_dir: Path, scores_path: Path | Non
     if scores_path is not None:
         record_scores(scores_path, submissions, results)
         click.echo(f"updated {scores_path}")
+
+
+def _refuse_imported_fkd(data_dir: Path) -> None:
+    """Say why a folder written by `ens import-fkd` cannot be scored here, and what to do."""
+    from ensemble.errors import InputError
+
+    truth = data_dir / "test" / "landmarks.csv"
+    if (data_dir / "fkd.json").is_file() and not truth.is_file():
+        raise InputError(
+            truth,
+            "no test truth: this folder was written by `ens import-fkd`, and Kaggle keeps the "
+            "test keypoints hidden (a make-demo solution.csv is not imported either). Score on "
+            "Kaggle: `ens export-fkd SUBMISSION --lookup IdLookupTable.csv -o kaggle.csv`, then "
+            "upload kaggle.csv; compare runs locally by their val scores (RUNS/scores.csv)",
+        )

@@ -84,6 +84,8 @@ def train(
     except InputError:
         raise
     except TrainingDiverged as error:
-        raise click.ClickException(str(error)) from None
+        raise click.ClickException(f"{config.name}: {error}") from None
     if distributed.is_main():
         click.echo(f"{run_dir.name}: val score {summary['val_score']:.3f} ({run_dir})")
+        for warning in summary["warnings"]:
+            click.echo(f"{run_dir.name}: warning: {warning}", err=True)

@@ -91,14 +91,13 @@ def train_all(
     Launched by torchrun, each run trains over all the processes (DistributedDataParallel):
     torchrun --nproc_per_node=4 $(which ens) train-all --data DATA --config runs.toml
     """
-    from ensemble.errors import InputError
     from models import distributed
-    from models.guard import TrainingDiverged
+    from models.train_all import UnknownRun
     from models.train_all import train_all as run_all
 
     distributed.init_from_env()
     try:
-        run_all(
+        outcomes = run_all(
             config_path or default_config(),
             data_dir,
             out_dir,
@@ -109,11 +108,33 @@ def train_all(
             jobs=jobs,
             checkpoint_every=checkpoint_every,
         )
-    except InputError:
-        raise
-    except TrainingDiverged as error:
-        raise click.ClickException(str(error)) from None
-    except ValueError as error:  # an unknown --run name
+    except UnknownRun as error:
         raise click.UsageError(str(error)) from None
-    if distributed.is_main():
-        click.echo(f"scores: {out_dir / 'scores.csv'}")
+    if not distributed.is_main():
+        return
+    click.echo(outcome_table(outcomes))
+    click.echo(f"scores: {out_dir / 'scores.csv'}")
+    failed = [outcome.run for outcome in outcomes if outcome.failed]
+    if failed:
+        click.echo(
+            f"{len(failed)} of {len(outcomes)} run(s) failed ({', '.join(failed)}); "
+            "fix the cause and run the same command again: it trains only the failed and "
+            "unfinished runs",
+            err=True,
+        )
+        raise SystemExit(1)
+
+
+def outcome_table(outcomes: list) -> str:
+    """The closing table: run, status, val score (or why it failed / what went wrong)."""
+    rows = [("run", "status", "val score", "note")]
+    for outcome in outcomes:
+        score = "" if outcome.failed else f"{outcome.val_score:.4f}"
+        status = outcome.status + (" (warning)" if outcome.reason and not outcome.failed else "")
+        rows.append((outcome.run, status, score, outcome.reason))
+    widths = [*(max(len(row[i]) for row in rows) for i in range(3)), 0]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "\n".join(lines)
