@@ -63,8 +63,15 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    sys.exit(cli.main(standalone_mode=True))
+    """Console-script entry point (SIGTERM and SIGHUP clean up like Ctrl-C)."""
+    from ensemble.signals import Terminated, stop_cleanly_on_signals
+
+    stop_cleanly_on_signals()
+    try:
+        sys.exit(cli.main(standalone_mode=True))
+    except Terminated as stop:
+        click.echo(f"ens: stopped by {stop.signal_name}; no partial output left", err=True)
+        raise
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from ensemble.subsets import draw_point_subsets
 
 if TYPE_CHECKING:
     from PIL import Image
+    from tqdm import tqdm
 
 N_POINTS = FACE_971.n_points
 
@@ -244,6 +245,43 @@ def _prepare(out_dir: Path, force: bool) -> None:
     (out_dir / "test" / "images").mkdir(parents=True, exist_ok=True)
 
 
+def _write_train(out_dir: Path, seed: int, scenes: np.ndarray, n_jobs: int, bar: tqdm) -> None:
+    """train/images, train/landmarks.csv and train/label_errors.csv."""
+    n_train = len(scenes)
+    images = out_dir / "train" / "images"
+    with LandmarksWriter(out_dir / "train" / "landmarks.csv", N_POINTS, integer=True) as out:
+        for names, points in _chunks(images, seed, _TRAIN, scenes, n_train, n_jobs):
+            out.write(names, points)
+            bar.update(len(names))
+    _write_label_errors(out_dir / "train" / "label_errors.csv", scenes, n_train)
+
+
+def _write_test(
+    out_dir: Path, seed: int, scenes: np.ndarray, n_train: int, k: int, n_jobs: int, bar: tqdm
+) -> None:
+    """test/images, test/test_points.csv (k indices a row) and the hidden test/landmarks.csv."""
+    images = out_dir / "test" / "images"
+    with (
+        LandmarksWriter(out_dir / "test" / "landmarks.csv", N_POINTS, integer=True) as truth,
+        atomic_open(out_dir / "test" / "test_points.csv", "w", newline="") as handle,
+    ):
+        handle.write(f"{FILE_COLUMN}\t{POINTS_COLUMN}\n")
+        start = 0
+        for names, points in _chunks(images, seed, _TEST, scenes, n_train, n_jobs):
+            truth.write(names, points)
+            append_test_points(handle, names, _subsets(seed, start, len(names), k))
+            start += len(names)
+            bar.update(len(names))
+
+
+def _remove_partial(out_dir: Path, existed: bool) -> None:
+    """Remove the train/ and test/ a failed make_demo wrote (and OUT_DIR when it made it)."""
+    for sub in ("train", "test"):
+        shutil.rmtree(out_dir / sub, ignore_errors=True)
+    if not existed:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
 def make_demo(
     out_dir: str | Path,
     n_train: int = DEFAULT_TRAIN,
@@ -274,28 +312,16 @@ def make_demo(
     train_scenes = choose_scenes(seed, _TRAIN, n_train, label_errors, crowd)
     test_scenes = choose_scenes(seed, _TEST, n_test, 0.0, crowd)
     out_dir = Path(out_dir)
+    existed = out_dir.exists()
     _prepare(out_dir, force)
     bar = tqdm(total=n_train + n_test, unit="img", desc="make-demo", disable=not progress)
-    with bar:
-        train_images = out_dir / "train" / "images"
-        with LandmarksWriter(out_dir / "train" / "landmarks.csv", N_POINTS, integer=True) as out:
-            for names, points in _chunks(train_images, seed, _TRAIN, train_scenes, n_train, n_jobs):
-                out.write(names, points)
-                bar.update(len(names))
-        _write_label_errors(out_dir / "train" / "label_errors.csv", train_scenes, n_train)
-        test_images = out_dir / "test" / "images"
-        with (
-            LandmarksWriter(out_dir / "test" / "landmarks.csv", N_POINTS, integer=True) as truth,
-            atomic_open(out_dir / "test" / "test_points.csv", "w", newline="") as handle,
-        ):
-            handle.write(f"{FILE_COLUMN}\t{POINTS_COLUMN}\n")
-            chunks = _chunks(test_images, seed, _TEST, test_scenes, n_train, n_jobs)
-            start = 0
-            for names, points in chunks:
-                truth.write(names, points)
-                append_test_points(handle, names, _subsets(seed, start, len(names), points_per_row))
-                start += len(names)
-                bar.update(len(names))
+    try:
+        with bar:
+            _write_train(out_dir, seed, train_scenes, n_jobs, bar)
+            _write_test(out_dir, seed, test_scenes, n_train, points_per_row, n_jobs, bar)
+    except BaseException:  # an error or a signal: no partial dataset stays behind
+        _remove_partial(out_dir, existed)
+        raise
     return DemoSummary(
         out_dir,
         n_train,

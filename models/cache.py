@@ -17,6 +17,7 @@ either complete or absent. Every architecture of a train-all reads the same cach
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -180,6 +181,7 @@ def build_cache(
     expected = fingerprint(data_dir, split, size, names)
     if _read_fingerprint(target) == expected:
         return open_cache(target)
+    created = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -188,8 +190,12 @@ def build_cache(
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
-    finally:
+    except BaseException:  # an error or a signal: no empty cache folder stays behind
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:  # innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only while empty
+        raise
     return open_cache(target)
 
 

@@ -147,6 +147,8 @@ def train_run(
     progress = progress and main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (run_dir / "checkpoints").glob(".*.tmp"):
+            stale.unlink()  # a checkpoint write that a SIGKILL cut short
         if resume:
             check_resumable(run_dir, config)
         else:
