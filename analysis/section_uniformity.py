@@ -52,7 +52,7 @@ def uniformity_section(
             ["test", "statistic", "df", "p-value", "decision"],
             [
                 [
-                    "Pearson (scipy.stats.chisquare)",
+                    "Pearson chi-square",
                     fmt(result.statistic, 6),
                     str(result.df),
                     fmt_p(result.p_value),

@@ -2,19 +2,20 @@
 
 Each test row names K distinct indices out of N (drawn without replacement within a row), so
 index i appears in a row with probability K/N and its expected count is n_rows * K / N. The
-Pearson statistic is scipy's `chisquare` on the counts. Drawing without replacement makes the
+Pearson statistic is sum((count - expected)^2 / expected). Drawing without replacement makes the
 counts slightly less variable than a multinomial: under uniform sampling the statistic follows
 c * chi2(N - 1) with c = (N - K) / (N - 1), so the verdict uses the design-adjusted p-value
-P(chi2(N - 1) > statistic / c); scipy's plain p-value is reported beside it.
+P(chi2(N - 1) > statistic / c); the plain p-value is reported beside it (analysis.chi2).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
+from analysis.chi2 import chi2_sf
 from ensemble.layout import Layout
 
 
@@ -76,12 +77,13 @@ def uniformity(indices: np.ndarray, layout: Layout, alpha: float = 0.01) -> Unif
     counts = index_counts(indices, n_points)
     total = int(counts.sum())
     expected = total / n_points
-    statistic, p_value = stats.chisquare(counts)
+    statistic = float(((counts - expected) ** 2 / expected).sum())  # Pearson's
+    p_value = chi2_sf(statistic, n_points - 1)
     p_row = per_row / n_points
     variance = float((p_row * (1 - p_row)).sum())  # of one index's count
     design_factor = float((p_row * (n_points - per_row)).sum() / ((n_points - 1) * p_row.sum()))
     df = n_points - 1
-    p_design = float(stats.chi2.sf(statistic / design_factor, df)) if design_factor > 0 else 1.0
+    p_design = chi2_sf(statistic / design_factor, df) if design_factor > 0 else 1.0
     z = (counts - expected) / np.sqrt(variance) if variance > 0 else np.zeros(n_points)
     return Uniformity(
         n_rows=len(indices),
@@ -98,7 +100,7 @@ def uniformity(indices: np.ndarray, layout: Layout, alpha: float = 0.01) -> Unif
         p_value_design=p_design,
         alpha=alpha,
         z=z,
-        z_critical=float(stats.norm.isf(alpha / (2 * n_points))),
+        z_critical=-NormalDist().inv_cdf(alpha / (2 * n_points)),
         regions=_region_counts(counts, per_row, layout),
     )
 

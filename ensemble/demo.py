@@ -21,21 +21,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.atomic import atomic_open, atomic_path
+from ensemble.demo_defaults import (
+    DEFAULT_CROWD,
+    DEFAULT_LABEL_ERRORS,
+    DEFAULT_TEST,
+    DEFAULT_TRAIN,
+    N_POINTS,
+)
 from ensemble.errors import InputError
 from ensemble.formats import FILE_COLUMN, POINTS_COLUMN, LandmarksWriter, append_test_points
-from ensemble.layout import FACE_971
 from ensemble.subsets import draw_point_subsets
 
 if TYPE_CHECKING:
     from PIL import Image
     from tqdm import tqdm
 
-N_POINTS = FACE_971.n_points
-
-DEFAULT_TRAIN = 2000
-DEFAULT_TEST = 500
-DEFAULT_LABEL_ERRORS = 0.01
-DEFAULT_CROWD = 0.01
 CHUNK = 64  # images per work unit (the output does not depend on it)
 _TRAIN, _TEST, _SUBSETS, _CHOICE = 0, 1, 2, 3
 _BEHIND = 1  # generator tag of an image's background face

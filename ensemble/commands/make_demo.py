@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ensemble.demo import (
+from ensemble.demo_defaults import (
     DEFAULT_CROWD,
     DEFAULT_LABEL_ERRORS,
     DEFAULT_TEST,
