@@ -1,7 +1,9 @@
 """Competition file formats: train landmarks (TSV), test_points.csv (TSV) and submissions (CSV).
 
 Every reader validates its input and raises `InputError` naming the file, the line (1-based,
-the header is line 1) and the problem. Every writer is atomic.
+the header is line 1) and the problem. Files are UTF-8 text; a UTF-8 byte-order mark (as Excel
+writes) is skipped. Coordinates must be finite with magnitude at most `MAX_COORDINATE`. Every
+writer is atomic.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ FILE_COLUMN = "file_name"
 POINTS_COLUMN = "point_index_list"
 _CHUNK_ROWS = 4096
 _FAST_CHUNK_ROWS = 8192
+MAX_COORDINATE = 1e6  # pixels: a larger magnitude is no plausible landmark coordinate
+_BOM = "\ufeff"
+_QUOTE_LIMIT = 60
 
 
 def point_columns(n_points: int, prefix: str = "Point_M") -> list[str]:
@@ -77,20 +82,70 @@ class Submission:
 # shared checks
 
 
-def _read_header(path: Path, sep: str) -> list[str]:
+def quoted(value: object) -> str:
+    """`value` in quotes for a message; a long one is cut, with `...` and its length."""
+    text = str(value)
+    if len(text) <= _QUOTE_LIMIT:
+        return f"'{text}'"
+    return f"'{text[:_QUOTE_LIMIT]}...' ({len(text):,} characters)"
+
+
+def value_problem(value: float, column: str) -> str:
+    """Why a coordinate is rejected: it is not finite, or too large for a pixel coordinate."""
+    if not np.isfinite(value):
+        return f"non-finite value in column '{column}' ({value})"
+    return (
+        f"value {value:g} in column '{column}' is not a plausible pixel coordinate "
+        f"(magnitude above {MAX_COORDINATE:g})"
+    )
+
+
+def _not_utf8(raw: bytes, error: UnicodeDecodeError) -> str:
+    return (
+        f"not UTF-8 text (byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the "
+        "line); save the file as UTF-8"
+    )
+
+
+def check_utf8(path: Path) -> None:
+    """Raise `InputError` at the first line of `path` that is not UTF-8 text, if any."""
+    with open(path, "rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise InputError(path, _not_utf8(raw, error), line) from None
+
+
+def read_first_line(path: Path) -> str:
+    """The header line of a text file, without line end or UTF-8 byte-order mark."""
     if not path.is_file():
         raise InputError(path, "file not found")
-    with open(path, encoding="utf-8", newline="") as handle:
-        first = handle.readline()
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline()
+    except OSError as error:
+        raise InputError(path, f"cannot read the file ({error.strerror or error})") from None
+    try:
+        text = first.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(path, _not_utf8(first, error), 1) from None
+    return text.removeprefix(_BOM).rstrip("\r\n")
+
+
+def _read_header(path: Path, sep: str) -> list[str]:
+    first = read_first_line(path)
     if not first.strip():
         raise InputError(path, "file is empty (expected a header line)", line=1)
-    return first.rstrip("\r\n").split(sep)
+    return first.split(sep)
 
 
 def _parse_point_header(path: Path, header: list[str], prefix: str) -> int:
     """Check `file_name, <prefix>0_X, <prefix>0_Y, ...` and return the number of points."""
     if header[0] != FILE_COLUMN:
-        raise InputError(path, f"first column must be '{FILE_COLUMN}', found '{header[0]}'", 1)
+        raise InputError(
+            path, f"first column must be '{FILE_COLUMN}', found {quoted(header[0])}", 1
+        )
     n_values = len(header) - 1
     if n_values == 0 or n_values % 2:
         raise InputError(
@@ -99,7 +154,9 @@ def _parse_point_header(path: Path, header: list[str], prefix: str) -> int:
     expected = point_columns(n_values // 2, prefix)
     for position, (got, want) in enumerate(zip(header[1:], expected, strict=True), start=2):
         if got != want:
-            raise InputError(path, f"header column {position} is '{got}', expected '{want}'", 1)
+            raise InputError(
+                path, f"header column {position} is {quoted(got)}, expected '{want}'", 1
+            )
     return n_values // 2
 
 
@@ -114,7 +171,7 @@ def _check_file_names(path: Path, names: pd.Series, first_line: int, seen: dict)
         if previous is not None:
             raise InputError(
                 path,
-                f"duplicate file name '{name}' (first seen on line {previous})",
+                f"duplicate file name {quoted(name)} (first seen on line {previous})",
                 first_line + offset,
             )
         seen[name] = first_line + offset
@@ -134,7 +191,7 @@ def _numeric_block(
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise InputError(
                     path,
-                    f"non-numeric value '{series.iloc[row]}' in column '{column}'",
+                    f"non-numeric value {quoted(series.iloc[row])} in column '{column}'",
                     first_line + row,
                 )
     values = block.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
@@ -146,12 +203,10 @@ def _numeric_block(
             f"missing value in column '{columns[col]}' (empty cell or too few columns)",
             first_line + int(row),
         )
-    infinite = np.isinf(values)
-    if infinite.any():
-        row, col = np.argwhere(infinite)[0]
-        raise InputError(
-            path, f"non-finite value in column '{columns[col]}'", first_line + int(row)
-        )
+    implausible = np.abs(values) > MAX_COORDINATE  # also inf; NaN (missing) is not
+    if implausible.any():
+        row, col = np.argwhere(implausible)[0]
+        raise InputError(path, value_problem(values[row, col], columns[col]), first_line + int(row))
     return values
 
 
@@ -180,7 +235,7 @@ def _translate_parser_error(path: Path, error: Exception) -> InputError:
     if match:
         expected, line, saw = (int(g) for g in match.groups())
         return InputError(path, f"expected {expected} columns, found {saw}", line)
-    return InputError(path, f"cannot parse: {error}")
+    return InputError(path, f"cannot parse: {quoted(error)}")
 
 
 def _count_data_lines(path: Path) -> int:
@@ -235,23 +290,24 @@ def _fill_landmarks_fast(
     types[FILE_COLUMN] = str
     names, row = [], 0
     try:
-        for chunk in pd.read_csv(
-            path,
-            sep="\t",
-            dtype=types,
-            chunksize=_FAST_CHUNK_ROWS,
-            engine="c",
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=False,
-            quoting=3,
-        ):
-            count = len(chunk)
-            if row + count > len(points):
-                raise _NeedsSlowPath
-            points[row : row + count] = chunk.iloc[:, 1:].to_numpy().reshape(count, -1, 2)
-            names.append(chunk[FILE_COLUMN].to_numpy(dtype=object))
-            row += count
+        with np.errstate(over="ignore"):  # a value too big for float32: the slow path says so
+            for chunk in pd.read_csv(
+                path,
+                sep="\t",
+                dtype=types,
+                chunksize=_FAST_CHUNK_ROWS,
+                engine="c",
+                keep_default_na=False,
+                na_values=[""],
+                skip_blank_lines=False,
+                quoting=3,
+            ):
+                count = len(chunk)
+                if row + count > len(points):
+                    raise _NeedsSlowPath
+                points[row : row + count] = chunk.iloc[:, 1:].to_numpy().reshape(count, -1, 2)
+                names.append(chunk[FILE_COLUMN].to_numpy(dtype=object))
+                row += count
     except (ValueError, TypeError, pd.errors.ParserError) as error:
         raise _NeedsSlowPath from error
     filled = points[:row]
@@ -265,9 +321,13 @@ def _fill_landmarks_fast(
 
 
 def _landmark_values_ok(values: np.ndarray, allow_missing: bool) -> bool:
-    if allow_missing:
-        return not np.isinf(values).any()
-    return bool(np.isfinite(values).all())
+    """Every value within +-MAX_COORDINATE (NaN fails unless `allow_missing`); no temporaries."""
+    if values.size == 0:
+        return True
+    low, high = (np.fmin, np.fmax) if allow_missing else (np.minimum, np.maximum)
+    return bool(low.reduce(values, axis=None) >= -MAX_COORDINATE) and bool(
+        high.reduce(values, axis=None) <= MAX_COORDINATE
+    )
 
 
 def _fill_landmarks_checked(
@@ -287,6 +347,9 @@ def _fill_landmarks_checked(
             row += len(chunk)
     except pd.errors.ParserError as error:
         raise _translate_parser_error(path, error) from None
+    except UnicodeDecodeError as error:
+        check_utf8(path)
+        raise InputError(path, f"not UTF-8 text ({error})") from None
     return np.asarray(names, dtype=object)
 
 
@@ -368,7 +431,7 @@ def _parse_index_lists(path: Path, lists: pd.Series) -> tuple[np.ndarray, np.nda
         for row, text in enumerate(lists.tolist()):
             if not _LIST_PATTERN.fullmatch(text.strip()):
                 raise InputError(
-                    path, f"point_index_list '{text}' is not a list like [1, 2, 3]", row + 2
+                    path, f"point_index_list {quoted(text)} is not a list like [1, 2, 3]", row + 2
                 ) from None
         raise
     return flat, pc.list_value_length(parts).to_numpy(zero_copy_only=False)
@@ -394,6 +457,9 @@ def read_test_points(
         frame = frame.astype({POINTS_COLUMN: str}) if len(frame) else frame
     except pd.errors.ParserError as error:
         raise _translate_parser_error(path, error) from None
+    except UnicodeDecodeError as error:
+        check_utf8(path)
+        raise InputError(path, f"not UTF-8 text ({error})") from None
     if len(frame) == 0:
         raise InputError(path, "no data rows after the header", 2)
     _check_file_names(path, frame[FILE_COLUMN], 2, {})
@@ -461,30 +527,18 @@ def append_test_points(handle, file_names: Iterable[str], indices: np.ndarray) -
 
 
 def read_submission(path: str | Path, allow_missing: bool = False) -> Submission:
-    """Read a submission CSV (`file_name,Point_M0_X,...,Point_M{K-1}_Y`)."""
-    path = Path(path)
-    header = _read_header(path, ",")
-    n_pairs = _parse_point_header(path, header, "Point_M")
-    try:
-        frame = pd.read_csv(
-            path,
-            sep=",",
-            header=0,
-            names=header,
-            dtype={FILE_COLUMN: str},
-            skip_blank_lines=False,
-            keep_default_na=False,
-            na_values=[""],
-            engine="c",
-            on_bad_lines="error",
-        )
-    except pd.errors.ParserError as error:
-        raise _translate_parser_error(path, error) from None
-    if len(frame) == 0:
-        raise InputError(path, "no data rows after the header", 2)
-    _check_file_names(path, frame[FILE_COLUMN], 2, {})
-    values = _numeric_block(path, frame, header[1:], 2, allow_missing)
-    return Submission(frame[FILE_COLUMN].to_numpy(dtype=object), values.reshape(-1, n_pairs, 2))
+    """Read a submission CSV (`file_name,Point_M0_X,...,Point_M{K-1}_Y`).
+
+    The one submission reader, shared with `ens blend` (`ensemble.blend.io`): the same files
+    are accepted, with the same messages, by every command. Empty cells are ragged padding
+    (NaN), allowed only with `allow_missing`.
+    """
+    from ensemble.blend.io import SubmissionSet  # imported here: it imports this module
+
+    submissions = SubmissionSet([path], allow_empty=allow_missing)
+    (item,) = submissions.iter_values()
+    names = submissions.file_names.astype(object)
+    return Submission(names, item.values.T.reshape(len(names), -1, 2))
 
 
 def format_values(values: np.ndarray, decimals: int = 4) -> np.ndarray:

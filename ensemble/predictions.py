@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +37,21 @@ def load_predictions(path: str | Path) -> Predictions:
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with _open_npz(path) as data:
             names, points = data["file_names"], data["points"]
-    except (KeyError, ValueError, OSError) as error:
+    except KeyError as error:
         raise InputError(path, f"not a predictions file: {error}") from None
+    except (EOFError, ValueError, OSError, zipfile.BadZipFile, zlib.error) as error:
+        raise InputError(path, f"not a valid .npz file ({error})") from None
     if points.ndim != 3 or points.shape[2] != 2 or len(points) != len(names):
         raise InputError(path, f"points of shape {points.shape} for {len(names)} file names")
     if not np.isfinite(points).all():
         raise InputError(path, "predictions contain NaN or infinite values")
     return Predictions(names.astype(object), points.astype(np.float32))
+
+
+def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
+    data = np.load(path, allow_pickle=False)
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError("a single .npy array, not an .npz archive")
+    return data

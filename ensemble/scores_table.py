@@ -7,6 +7,8 @@ valid too. Written by `ens train-all` and `ens score`, read by `ens blend` and `
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pandas as pd
 
 from ensemble.atomic import atomic_path
 from ensemble.errors import InputError
+from ensemble.formats import check_utf8, quoted
 
 COLUMNS = ["run", "submission", "val", "public", "private"]
 NUMERIC = ["val", "public", "private", "score", "weight"]
@@ -23,13 +26,8 @@ KNOWN = [*COLUMNS, "score", "weight"]
 def read_scores(path: str | Path) -> pd.DataFrame:
     """Read and validate scores.csv; `submission` paths become absolute (relative to the file)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise InputError(path, f"cannot parse: {error}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = _read_cells(path)
+    lines = frame.index.to_numpy()
     if "run" not in frame.columns and "submission" not in frame.columns:
         raise InputError(path, "needs a 'run' or a 'submission' column", 1)
     unknown = [c for c in frame.columns if c not in KNOWN]
@@ -45,7 +43,9 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(
-                path, f"non-numeric value '{text.iloc[row]}' in column '{column}'", row + 2
+                path,
+                f"non-numeric value {quoted(text.iloc[row])} in column '{column}'",
+                int(lines[row]),
             )
         frame[column] = numbers.astype(float)
     for column in ("run", "submission"):
@@ -57,7 +57,39 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     frame["submission_path"] = [
         str((path.parent / s).resolve()) if s else "" for s in frame["submission"]
     ]
-    return frame[[*KNOWN, "submission_path"]]
+    return frame[[*KNOWN, "submission_path"]].reset_index(drop=True)
+
+
+def _read_cells(path: Path) -> pd.DataFrame:
+    """The cells of a CSV as strings, indexed by line number; every row as wide as the header."""
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise InputError(path, f"cannot read the file ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        check_utf8(path)
+        raise InputError(path, f"not UTF-8 text ({error})") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows, lines = [], []
+    try:
+        for cells in reader:
+            if cells and any(cell.strip() for cell in cells):  # blank lines are skipped
+                rows.append(cells)
+                lines.append(reader.line_num)
+    except csv.Error as error:
+        raise InputError(path, f"cannot parse: {error}", reader.line_num) from None
+    if not rows:
+        raise InputError(path, "file is empty (expected a header line)", 1)
+    header = [cell.strip() for cell in rows[0]]
+    repeated = [name for name in header if header.count(name) > 1]
+    if repeated:
+        raise InputError(path, f"column {quoted(repeated[0])} appears more than once", lines[0])
+    for cells, line in zip(rows[1:], lines[1:], strict=True):
+        if len(cells) != len(header):
+            raise InputError(path, f"{len(cells)} cells where the header has {len(header)}", line)
+    return pd.DataFrame(rows[1:], columns=header, index=lines[1:], dtype=str)
 
 
 def write_scores(path: str | Path, frame: pd.DataFrame) -> None:

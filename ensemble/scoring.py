@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensemble.errors import InputError
-from ensemble.formats import Submission, TestPoints, gather_points, point_columns
+from ensemble.formats import Submission, TestPoints, gather_points, point_columns, quoted
 
 
 def subset_mse(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -79,7 +79,8 @@ def check_submission_fits(submission: Submission, test_points: TestPoints, path:
         where = "is missing" if want not in set(submission.file_names) else "is out of order"
         raise InputError(
             path,
-            f"file name '{got}' where test_points.csv has '{want}' ('{want}' {where})",
+            f"file name {quoted(got)} where test_points.csv has {quoted(want)} "
+            f"({quoted(want)} {where})",
             row + 2,
         )
     missing = np.isnan(submission.values) & test_points.mask[:, :, None]

@@ -141,7 +141,7 @@ def test_submission_round_trip_rounds_half_even_never_truncates(tmp_path: Path) 
 def test_submission_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     path.write_text("file_name,Point_M0_X,Point_M0_Y\na,1,2\nb,1,nan\n")
-    with pytest.raises(InputError, match="non-numeric value 'nan'") as caught:
+    with pytest.raises(InputError, match="non-finite value in column 'Point_M0_Y'") as caught:
         read_submission(path)
     assert caught.value.line == 3
     path.write_text("file_name,Point_M0_X,Point_M0_Y\na,1,2\nb,1,2,3\n")

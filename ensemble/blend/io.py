@@ -2,11 +2,13 @@
 
 Submissions are parsed two files at a time on two threads into column-major float64 arrays
 (values, rows): plain files (the usual case) by the compiled reader of `fast_parse`, anything
-else by pyarrow. Every file is checked: the header is a submission header and
-equals the first file's; the file names are non-empty, unique and the same set as the first
-file's (rows are reordered to the first file's order when they differ); every value is a
-finite number or an empty cell; every row has the header's column count. Problems raise
-`InputError` naming the file and the line (header = line 1).
+else by pyarrow. Every file is checked: it is UTF-8 text (a leading byte-order mark is
+skipped); the header is a submission header and equals the first file's; the file names are
+non-empty, unique, free of commas, quotes and line ends once unquoted (CSV quotes are read),
+and the same set as the first file's (rows are reordered to the first file's order when they
+differ); every value is an empty cell or a plausible pixel coordinate (finite, magnitude at
+most `MAX_COORDINATE`); every row has the header's column count. Problems raise `InputError`
+naming the file and the line (header = line 1).
 
 Empty cells (NaN) are the padding of ragged submissions (Kaggle Facial Keypoints: an image
 asks for fewer points than the widest row): in every row they must be a run of whole (X, Y)
@@ -16,6 +18,7 @@ aligning the rows. Blends keep them empty.
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +35,16 @@ from ensemble.atomic import atomic_path
 from ensemble.blend.fast_format import format_plain
 from ensemble.blend.fast_parse import PlainSubmission, parse_plain
 from ensemble.errors import InputError
-from ensemble.formats import FILE_COLUMN, format_values, point_columns
+from ensemble.formats import (
+    FILE_COLUMN,
+    MAX_COORDINATE,
+    check_utf8,
+    format_values,
+    point_columns,
+    quoted,
+    read_first_line,
+    value_problem,
+)
 
 _BLOCK_SIZE = 1 << 20  # pyarrow parses 1 MiB blocks fastest here (cache-sized)
 _WORKERS = 2
@@ -54,19 +66,14 @@ class SubmissionValues:
 def read_header(path: str | Path) -> list[str]:
     """Read and check a submission header: `file_name,Point_M0_X,Point_M0_Y,...`."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    with open(path, "rb") as handle:
-        first = handle.readline()
-    try:
-        text = first.decode("utf-8").rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise InputError(path, "header is not UTF-8 text", 1) from None
+    text = read_first_line(path)
     if not text.strip():
         raise InputError(path, "file is empty (expected a header line)", 1)
     header = [_unquote(field.strip()) for field in text.split(",")]
     if header[0] != FILE_COLUMN:
-        raise InputError(path, f"first column must be '{FILE_COLUMN}', found '{header[0]}'", 1)
+        raise InputError(
+            path, f"first column must be '{FILE_COLUMN}', found {quoted(header[0])}", 1
+        )
     n_values = len(header) - 1
     if n_values == 0 or n_values % 2:
         raise InputError(path, f"header has {n_values} value columns; expected an even count", 1)
@@ -74,7 +81,9 @@ def read_header(path: str | Path) -> list[str]:
         zip(header[1:], point_columns(n_values // 2), strict=True), start=2
     ):
         if got != want:
-            raise InputError(path, f"header column {position} is '{got}', expected '{want}'", 1)
+            raise InputError(
+                path, f"header column {position} is {quoted(got)}, expected '{want}'", 1
+            )
     return header
 
 
@@ -89,9 +98,7 @@ def _read_table(path: Path, header: list[str]) -> pa.Table:
     read_options = pacsv.ReadOptions(
         column_names=header, skip_rows=1, use_threads=False, block_size=_BLOCK_SIZE
     )
-    parse_options = pacsv.ParseOptions(
-        quote_char=False, double_quote=False, ignore_empty_lines=False
-    )
+    parse_options = pacsv.ParseOptions(quote_char='"', double_quote=True, ignore_empty_lines=False)
     types = {name: pa.float64() for name in header[1:]}
     types[FILE_COLUMN] = pa.string()
     convert_options = pacsv.ConvertOptions(
@@ -106,11 +113,12 @@ def _read_table(path: Path, header: list[str]) -> pa.Table:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         diagnose(path, header)
-        raise InputError(path, f"cannot parse: {error}") from None
+        raise InputError(path, f"cannot parse: {quoted(error)}") from None
     if table.num_rows == 0:
         raise InputError(path, "no data rows after the header", 2)
     if any(table.column(j).null_count for j in range(1, table.num_columns)):
         _reject_blank_lines(path, table)
+    _reject_unwritable_names(path, table.column(0))
     with open(path, "rb") as handle:
         handle.seek(-1, 2)
         if handle.read(1) != b"\n":
@@ -132,16 +140,37 @@ def _reject_blank_lines(path: Path, table: pa.Table) -> None:
         raise InputError(path, "blank line", int(rows[0]) + 2)
 
 
+def _reject_unwritable_names(path: Path, names: pa.ChunkedArray) -> None:
+    """A name with a comma, a quote or a line end (read from quotes) cannot be written back."""
+    bad = pc.match_substring_regex(names, '[,"\r\n]')
+    if pc.any(bad).as_py():
+        row = pc.index(bad, True).as_py()
+        raise InputError(
+            path,
+            f"file name {quoted(names[row].as_py())} holds a comma, a quote or a line end",
+            row + 2,
+        )
+
+
+def _fields(path: Path, line: str, line_number: int) -> list[str]:
+    """The CSV fields of one line (quotes read); [""] for a blank line."""
+    try:
+        return next(csv.reader([line.rstrip("\r\n")], strict=True), [""]) or [""]
+    except csv.Error as error:
+        raise InputError(path, f"malformed quoting ({error})", line_number) from None
+
+
 def diagnose(path: str | Path, header: list[str]) -> None:
     """Scan a submission line by line and raise `InputError` at the first malformed line.
 
     The slow, exact path behind the fast reader: it runs only when pyarrow rejected the file.
     """
     path = Path(path)
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+    check_utf8(path)
+    with open(path, encoding="utf-8", newline="") as handle:
         handle.readline()
         for line_number, line in enumerate(handle, start=2):
-            fields = line.rstrip("\r\n").split(",")
+            fields = _fields(path, line, line_number)
             if fields == [""]:
                 raise InputError(path, "blank line", line_number)
             if len(fields) != len(header):
@@ -163,10 +192,10 @@ def _check_number(path: Path, field: str, column: str, line_number: int) -> None
         number = float(field)
     except ValueError:
         raise InputError(
-            path, f"non-numeric value '{field}' in column '{column}'", line_number
+            path, f"non-numeric value {quoted(field)} in column '{column}'", line_number
         ) from None
-    if not np.isfinite(number):
-        raise InputError(path, f"non-finite value '{field}' in column '{column}'", line_number)
+    if not abs(number) <= MAX_COORDINATE:
+        raise InputError(path, value_problem(number, column), line_number)
 
 
 def read_aligned(path: str | Path, reference: np.ndarray, reference_label: str) -> np.ndarray:
@@ -205,17 +234,30 @@ def _values(
                 empty = np.zeros(out.shape, dtype=bool)
             nulls = column.is_null().to_numpy(zero_copy_only=False)
             empty[j - 1] = nulls if order is None else nulls[order]
-    finite = np.isfinite(out)
-    if not finite.all():
-        bad = ~finite if empty is None else ~finite & ~empty
-        if bad.any():
-            value, row = (int(i) for i in np.argwhere(bad)[0])
-            if order is not None:
-                row = int(order[row])
-            raise InputError(
-                path, f"non-finite value in column '{table.column_names[value + 1]}'", row + 2
-            )
+    check_values(path, table.column_names, out, empty, order)
     return out, empty
+
+
+def check_values(
+    path: Path,
+    header: Sequence[str],
+    values: np.ndarray,
+    empty: np.ndarray | None = None,
+    order: np.ndarray | None = None,
+) -> None:
+    """Every value (values, rows) but the empty cells is finite, magnitude <= MAX_COORDINATE.
+
+    Rows are in `order` of the file's rows when given; the message names the file's line.
+    """
+    if values.min() >= -MAX_COORDINATE and values.max() <= MAX_COORDINATE:  # False on NaN
+        return
+    bad = ~((values >= -MAX_COORDINATE) & (values <= MAX_COORDINATE))
+    if empty is not None:
+        bad &= ~empty
+    if bad.any():
+        value, row = (int(i) for i in np.argwhere(bad.T)[0][::-1])  # the first bad line
+        line = int(order[row] if order is not None else row) + 2
+        raise InputError(path, value_problem(values[value, row], header[value + 1]), line)
 
 
 def check_ragged(
@@ -285,7 +327,7 @@ def _check_names(path: Path, names: pa.Array | np.ndarray) -> None:
         first = int(np.flatnonzero(index == index[repeated])[0])
         raise InputError(
             path,
-            f"duplicate file name '{index[repeated]}' (first seen on line {first + 2})",
+            f"duplicate file name {quoted(index[repeated])} (first seen on line {first + 2})",
             repeated + 2,
         )
 
@@ -301,23 +343,29 @@ def align_order(
         row = int(missing[0])
         raise InputError(
             path,
-            f"file name '{reference[row]}' (line {row + 2} of {reference_label}) is missing; "
+            f"file name {quoted(reference[row])} (line {row + 2} of {reference_label}) is missing; "
             f"{len(missing)} missing in all",
         )
     if len(names) > len(reference):
         extra = np.flatnonzero(pd.Index(reference).get_indexer(names) < 0)
         raise InputError(
-            path, f"file name '{names[extra[0]]}' is not in {reference_label}", int(extra[0]) + 2
+            path,
+            f"file name {quoted(names[extra[0]])} is not in {reference_label}",
+            int(extra[0]) + 2,
         )
     return position
 
 
 class SubmissionSet:
-    """Many submissions sharing one header and one set of file names (first file's order)."""
+    """Many submissions sharing one header and one set of file names (first file's order).
 
-    def __init__(self, paths: Sequence[str | Path]) -> None:
+    Empty cells (ragged padding) are allowed unless `allow_empty` is False.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], allow_empty: bool = True) -> None:
         if not paths:
             raise ValueError("no submission to read")
+        self.allow_empty = allow_empty
         self.paths = [Path(p) for p in paths]
         self.header = read_header(self.paths[0])
         for path in self.paths[1:]:
@@ -343,6 +391,7 @@ class SubmissionSet:
             names = loaded.names.to_arrow()
             if names is not None:
                 plain = loaded.values
+                check_values(path, self.header, plain)
                 return self._align(
                     path, names, lambda order: (plain if order is None else plain[:, order], None)
                 )
@@ -368,7 +417,7 @@ class SubmissionSet:
             self.file_names = names.to_numpy(zero_copy_only=False)
             values, empty = values_in(None)
             if empty is not None:
-                check_ragged(path, self.header, empty)
+                self._check_empty(path, empty)
             self.empty = empty
             return SubmissionValues(path, values, empty)
         order = None
@@ -378,6 +427,13 @@ class SubmissionSet:
         values, empty = values_in(order)
         check_same_empty(path, self.header, empty, self.empty, self.paths[0], order)
         return SubmissionValues(path, values, empty)
+
+    def _check_empty(self, path: Path, empty: np.ndarray) -> None:
+        """The first file's empty cells must be ragged padding, and allowed at all."""
+        if not self.allow_empty:
+            value, row = (int(i) for i in np.argwhere(empty.T)[0][::-1])
+            raise InputError(path, f"empty value in column '{self.header[value + 1]}'", row + 2)
+        check_ragged(path, self.header, empty)
 
     def iter_values(self) -> Iterator[SubmissionValues]:
         """Yield each submission's aligned values in order, parsing ahead on worker threads.

@@ -50,7 +50,8 @@ def scheme_weights(
     if scheme == "inverse":
         if (values <= 0).any():
             raise ValueError("the inverse scheme needs positive scores")
-        raw = values ** (power if higher_is_better else -power)
+        logs = (power if higher_is_better else -power) * np.log(values)
+        raw = np.exp(logs - logs.max())  # in logs: no overflow for large powers
     elif scheme == "softmax":
         spread = float(np.std(values)) if temperature is None else float(temperature)
         if temperature is not None and temperature <= 0:

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 SCHEMES = ("equal", "inverse", "softmax", "rank", "manual")
+
+
+class FiniteRange(click.FloatRange):
+    """A click.FloatRange that also refuses nan and infinities (FloatRange lets nan through)."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(
+                f"{number} is not a finite number in the range {self._describe_range()}.",
+                param,
+                ctx,
+            )
+        return number
 
 
 @click.command("blend")
@@ -27,8 +44,18 @@ SCHEMES = ("equal", "inverse", "softmax", "rank", "manual")
 )
 @click.option("--by", help="Score column of scores.csv (default: score, else public, else val).")
 @click.option("--higher-is-better", is_flag=True, help="Larger scores are better.")
-@click.option("--power", default=1.0, show_default=True, help="inverse: w ~ score^-p.")
-@click.option("--temperature", type=float, help="softmax: w ~ exp(-score/T) (default: std).")
+@click.option(
+    "--power",
+    type=FiniteRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="inverse: w ~ score^-p.",
+)
+@click.option(
+    "--temperature",
+    type=FiniteRange(min=0, min_open=True),
+    help="softmax: w ~ exp(-score/T) (default: std).",
+)
 @click.option("--top", type=click.IntRange(min=1), help="Keep only the K best-scored.")
 @click.option(
     "--combine",
@@ -37,7 +64,13 @@ SCHEMES = ("equal", "inverse", "softmax", "rank", "manual")
     show_default=True,
     help="Weighted mean, or per-value median / trimmed mean of the weighted-in submissions.",
 )
-@click.option("--trim", default=0.2, show_default=True, help="trimmed: fraction cut per tail.")
+@click.option(
+    "--trim",
+    type=FiniteRange(0, 0.5, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="trimmed: fraction cut per tail.",
+)
 @click.option(
     "--fit",
     "runs_dir",
@@ -53,8 +86,20 @@ SCHEMES = ("equal", "inverse", "softmax", "rank", "manual")
     help="--fit: constrained least squares, or Caruana greedy selection.",
 )
 @click.option("--per-region", is_flag=True, help="--fit: one weight vector per face region.")
-@click.option("--rounds", default=50, show_default=True, help="--method greedy: bag size.")
-@click.option("--decimals", default=4, show_default=True, help="Decimals (round half-even).")
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="--method greedy: bag size.",
+)
+@click.option(
+    "--decimals",
+    type=click.IntRange(0, 10),
+    default=4,
+    show_default=True,
+    help="Decimals (round half-even).",
+)
 def blend(
     submissions: tuple[Path, ...],
     output: Path,
