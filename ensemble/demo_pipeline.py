@@ -10,9 +10,9 @@ import click
 import numpy as np
 import pandas as pd
 
-from ensemble.runs import align_predictions, find_runs, truth_for
+from ensemble.blend.validation_check import blend_val_score
+from ensemble.runs import find_runs
 from ensemble.scores_table import read_scores
-from ensemble.scoring import validation_score
 
 SCORE_BLEND = "blend_score_weighted.csv"
 FIT_BLEND = "blend_fitted.csv"
@@ -86,13 +86,11 @@ def run_demo(
     return table
 
 
-def _blend_val(runs_dir: Path, data: Path, weights_by_run: dict[str, float]) -> float:
-    """Validation score of the weighted mean of the runs' validation predictions."""
+def _score_weighted_val(runs_dir: Path, data: Path, weights_by_run: dict[str, float]) -> float:
+    """Validation score of the runs' validation predictions with the score-based weights."""
     runs = find_runs(runs_dir)
-    names, predictions = align_predictions(runs)
     weights = np.array([weights_by_run.get(run.name, 0.0) for run in runs])
-    blended = np.tensordot(weights / weights.sum(), predictions.astype(np.float64), axes=1)
-    return validation_score(names, blended, truth_for(data, names))
+    return blend_val_score(runs, weights, data)[0]
 
 
 def closing_table(directory: Path, data: Path, runs_dir: Path) -> pd.DataFrame:
@@ -111,7 +109,7 @@ def closing_table(directory: Path, data: Path, runs_dir: Path) -> pd.DataFrame:
     by_run = {Path(p).parent.name: w for p, w in zip(table.paths, table.weights, strict=True)}
     fitted = pd.read_json(directory / Path(FIT_BLEND).with_suffix(".weights.json"), typ="series")
     blends = {
-        "blend: score-weighted": (SCORE_BLEND, _blend_val(runs_dir, data, by_run)),
+        "blend: score-weighted": (SCORE_BLEND, _score_weighted_val(runs_dir, data, by_run)),
         "blend: fitted": (FIT_BLEND, float(fitted["blend_val_score"])),
     }
     baseline = score_files([directory / "baseline.csv"], data)[0]

@@ -188,6 +188,35 @@ def _scored(scores_path: Path, submissions, output: Path, options: dict) -> None
     if options["combine"] != "mean":
         how = f"{options['combine']} of the weighted-in submissions (weights only select)"
     click.echo(f"wrote {output} ({len(result.file_names)} rows, {used} submissions, {how})")
+    if options["combine"] == "mean":
+        _check_on_validation(table, output)
+
+
+def _check_on_validation(table, output: Path) -> None:
+    """Say how the blend scores on the runs' validation predictions, and warn when it loses."""
+    from ensemble.blend.validation_check import validation_check
+    from ensemble.errors import InputError
+
+    try:
+        check = validation_check(table.paths, table.weights)
+    except InputError as error:
+        click.echo(f"note: not checked on validation ({error})", err=True)
+        return
+    if check is None:
+        return
+    where = f"on validation ({check.n_images} images)"
+    best = f"best single run {check.best_run} {check.best_score:.6g}"
+    if not check.worse:
+        gain = 100 * (check.best_score - check.blend_score) / check.best_score
+        click.echo(f"{where}: blend {check.blend_score:.6g}, {best} ({gain:.2f}% below it)")
+        return
+    loss = 100 * (check.blend_score - check.best_score) / check.best_score
+    click.echo(
+        f"warning: {where} this blend scores {check.blend_score:.6g}, {loss:.2f}% worse than its "
+        f"{best}. Fit the weights on validation instead: ens blend --fit {check.runs_dir} "
+        f"-o {output.with_name('fitted.csv')} (or keep the best run alone: --top 1)",
+        err=True,
+    )
 
 
 def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: int) -> None:

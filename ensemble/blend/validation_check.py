@@ -1,0 +1,65 @@
+"""Does a score-weighted blend beat its best run on validation? What `ens blend --weights` says.
+
+A blend weighted by leaderboard scores can come out worse than its best member (a weak run with
+a lucky score drags it up). When every weighted-in submission is a run's `submission.csv` with
+`val_predictions.npz` beside it, the same weights are applied to the runs' validation
+predictions and scored against the train labels, so the user sees it before uploading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ensemble.runs import RunFolder, align_predictions, data_dir_of, truth_for
+from ensemble.scoring import validation_score
+
+
+@dataclass(frozen=True)
+class ValidationCheck:
+    """Validation scores of a weighted blend and of its best run."""
+
+    n_images: int
+    blend_score: float
+    best_run: str
+    best_score: float
+    runs_dir: Path  # the folder holding the runs (for the `--fit` advice)
+
+    @property
+    def worse(self) -> bool:
+        """True when the blend scores above (worse than) its best run."""
+        return self.blend_score > self.best_score
+
+
+def blend_val_score(
+    runs: list[RunFolder], weights: np.ndarray, data_dir: Path
+) -> tuple[float, np.ndarray, int]:
+    """(blend score, each run's score, images) of weighted validation predictions."""
+    names, predictions = align_predictions(runs)
+    truth = truth_for(data_dir, names)
+    weights = np.asarray(weights, dtype=np.float64)
+    blended = np.tensordot(weights / weights.sum(), predictions.astype(np.float64), axes=1)
+    singles = np.array([validation_score(names, p, truth) for p in predictions])
+    return validation_score(names, blended, truth), singles, len(names)
+
+
+def validation_check(paths: list[Path], weights: np.ndarray) -> ValidationCheck | None:
+    """Check a blend of `paths` with `weights` on validation; None when it cannot be checked.
+
+    It can be checked when each weighted-in submission sits in a run folder with validation
+    predictions and the runs' config.toml names a data folder with train labels.
+    """
+    chosen = [(Path(p), w) for p, w in zip(paths, weights, strict=True) if w > 0]
+    runs = [RunFolder(path.parent.name, path.parent) for path, _ in chosen]
+    if not runs or not all(run.val_predictions_path.is_file() for run in runs):
+        return None
+    data = data_dir_of(runs)
+    if data is None or not (data / "train" / "landmarks.csv").is_file():
+        return None
+    score, singles, n_images = blend_val_score(runs, np.array([w for _, w in chosen]), data)
+    best = int(singles.argmin())
+    parents = {run.path.parent for run in runs}
+    runs_dir = parents.pop() if len(parents) == 1 else Path("RUNS")
+    return ValidationCheck(n_images, score, runs[best].name, float(singles[best]), runs_dir)
