@@ -1,7 +1,8 @@
 """Run configurations: a TOML file with `[defaults]` and one `[[run]]` per model.
 
 Every key is validated: an unknown key or a bad value raises InputError naming the file, the run,
-the key and what is allowed. `config_reference()` lists every key with its default.
+the key and what is allowed. Each key is declared once (`key`: default, check, meaning), and
+`config_reference()` makes the table of `ens train-all --config-keys` and the README from it.
 """
 
 from __future__ import annotations
@@ -21,86 +22,6 @@ SCHEDULER_NAMES = ("cosine-warm-restarts", "step", "plateau", "onecycle", "none"
 LOSS_NAMES = ("mse", "smooth_l1", "l1", "wing")
 DEVICES = ("auto", "cpu", "cuda")
 SHARED_KEYS = ("val_fraction", "split_seed")  # one validation split for the whole train-all
-
-
-@dataclass(frozen=True)
-class StageConfig:
-    """One training stage: epochs with one optimizer and one learning-rate schedule."""
-
-    epochs: int = 5
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    scheduler: str = "none"
-    t0: int = 1
-    t_mult: int = 2
-    eta_min: float = 0.0
-    step_size: int = 1
-    gamma: float = 0.1
-    plateau_patience: int = 1
-    plateau_factor: float = 0.1
-    pct_start: float = 0.3
-    freeze: str | int = ""  # "" keeps the run's `freeze`; else re-freeze at the stage start
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Batched on-device augmentation of training images (0 switches an item off)."""
-
-    flip: bool = True
-    rotation: float = 10.0
-    scale: float = 0.1
-    shift: float = 0.05
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything one run needs, after defaults are merged in."""
-
-    name: str
-    arch: str
-    crop_size: int = 128
-    batch_size: int = 32
-    pretrained: bool = False
-    weights_path: str = ""
-    freeze: str | int = "none"
-    head_hidden: tuple[int, ...] = ()
-    head_dropout: float = 0.0
-    in_channels: int = 3
-    bn_momentum: float = 0.1
-    loss: str = "mse"
-    smooth_l1_beta: float = 0.01
-    wing_w: float = 0.05
-    wing_epsilon: float = 0.01
-    grad_clip: float = 0.0
-    patience: int = 0
-    val_fraction: float = 0.1
-    split_seed: int = 0
-    seed: int = 0
-    tta: bool = True
-    device: str = "auto"
-    bf16: bool = True
-    channels_last: bool = True
-    compile: bool = False
-    checkpoint_every: int = 0  # also save checkpoints/last.pt every this many steps (0: off)
-    divergence_factor: float = 10.0  # loss > factor x recent mean: a spike (0: off)
-    divergence_window: int = 20  # accepted steps in the recent mean
-    divergence_patience: int = 5  # spikes in a row that count as divergence
-    rollback_lr_factor: float = 0.5  # lr multiplier after each rollback
-    max_rollbacks: int = 3
-    stages: tuple[StageConfig, ...] = (StageConfig(),)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def to_dict(self) -> dict:
-        """Plain dict (lists, nested dicts) for config.toml and checkpoints."""
-        out = dataclasses.asdict(self)
-        out["head_hidden"] = list(self.head_hidden)
-        out["stages"] = [dataclasses.asdict(s) for s in self.stages]
-        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,69 +99,116 @@ def _hidden(value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
-STAGE_KEYS: dict[str, Callable[[Any], Any]] = {
-    "epochs": _integer(1),
-    "optimizer": _choice(OPTIMIZER_NAMES),
-    "lr": _number(0, open_low=True),
-    "weight_decay": _number(0),
-    "momentum": _number(0, 1),
-    "scheduler": _choice(SCHEDULER_NAMES),
-    "t0": _integer(1),
-    "t_mult": _integer(1),
-    "eta_min": _number(0),
-    "step_size": _integer(1),
-    "gamma": _number(0, 1, open_low=True),
-    "plateau_patience": _integer(0),
-    "plateau_factor": _number(0, 1, open_low=True),
-    "pct_start": _number(0, 1, open_low=True),
-    "freeze": _freeze,
-}
+def key(default: Any, check: Callable[[Any], Any] | None, meaning: str) -> Any:
+    """A config key, declared once: its default (dataclasses.MISSING: required), its check
+    (None: a table checked by its own reader) and what it means, for `--config-keys`."""
+    return field(default=default, metadata={"check": check, "meaning": meaning})
 
-AUGMENT_KEYS: dict[str, Callable[[Any], Any]] = {
-    "flip": _boolean,
-    "rotation": _number(0, 180),
-    "scale": _number(0, 0.9),
-    "shift": _number(0, 0.5),
-    "brightness": _number(0, 1),
-    "contrast": _number(0, 1),
-    "saturation": _number(0, 1),
-}
 
-RUN_KEYS: dict[str, Callable[[Any], Any]] = {
-    "name": _string,
-    "arch": _string,
-    "crop_size": _integer(16, 2048),
-    "batch_size": _integer(1),
-    "pretrained": _boolean,
-    "weights_path": _string,
-    "freeze": _freeze,
-    "head_hidden": _hidden,
-    "head_dropout": _number(0, 0.99),
-    "in_channels": _choice((1, 3)),
-    "bn_momentum": _number(0, 1),
-    "loss": _choice(LOSS_NAMES),
-    "smooth_l1_beta": _number(0, open_low=True),
-    "wing_w": _number(0, open_low=True),
-    "wing_epsilon": _number(0, open_low=True),
-    "grad_clip": _number(0),
-    "patience": _integer(0),
-    "val_fraction": _number(0, 0.9, open_low=True),
-    "split_seed": _integer(0),
-    "seed": _integer(0),
-    "tta": _boolean,
-    "device": _choice(DEVICES),
-    "bf16": _boolean,
-    "channels_last": _boolean,
-    "compile": _boolean,
-    "checkpoint_every": _integer(0),
-    "divergence_factor": _divergence_factor,
-    "divergence_window": _integer(1),
-    "divergence_patience": _integer(1),
-    "rollback_lr_factor": _number(0, 1, open_low=True),
-    "max_rollbacks": _integer(0),
-    "stages": None,  # list of stage tables, checked by _stages
-    "augment": None,  # table, checked by _augment
-}
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage: epochs with one optimizer and one learning-rate schedule."""
+
+    epochs: int = key(5, _integer(1), "epochs of the stage")
+    optimizer: str = key("adam", _choice(OPTIMIZER_NAMES), "the stage's optimizer")
+    lr: float = key(1e-3, _number(0, open_low=True), "learning rate")
+    weight_decay: float = key(0.0, _number(0), "weight decay")
+    momentum: float = key(0.9, _number(0, 1), "SGD momentum")
+    scheduler: str = key("none", _choice(SCHEDULER_NAMES), "learning-rate schedule")
+    t0: int = key(1, _integer(1), "cosine-warm-restarts: epochs of the first cycle")
+    t_mult: int = key(2, _integer(1), "cosine-warm-restarts: cycle length factor")
+    eta_min: float = key(0.0, _number(0), "cosine-warm-restarts: lowest lr")
+    step_size: int = key(1, _integer(1), "step: epochs between lr cuts")
+    gamma: float = key(0.1, _number(0, 1, open_low=True), "step: lr factor per cut")
+    plateau_patience: int = key(1, _integer(0), "plateau: epochs without gain before a cut")
+    plateau_factor: float = key(0.1, _number(0, 1, open_low=True), "plateau: lr factor per cut")
+    pct_start: float = key(0.3, _number(0, 1, open_low=True), "onecycle: share of warm-up")
+    freeze: str | int = key("", _freeze, "'' keeps the run's `freeze`; else re-freeze at start")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Batched on-device augmentation of training images (0 switches an item off)."""
+
+    flip: bool = key(True, _boolean, "horizontal flip with the layout's left/right permutation")
+    rotation: float = key(10.0, _number(0, 180), "random rotation, degrees")
+    scale: float = key(0.1, _number(0, 0.9), "random scale, fraction")
+    shift: float = key(0.05, _number(0, 0.5), "random shift, fraction of the crop")
+    brightness: float = key(0.2, _number(0, 1), "colour jitter")
+    contrast: float = key(0.2, _number(0, 1), "colour jitter")
+    saturation: float = key(0.2, _number(0, 1), "colour jitter")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs, after defaults are merged in."""
+
+    name: str = key(dataclasses.MISSING, _string, "the run's folder name, in each [[run]]")
+    arch: str = key(
+        dataclasses.MISSING,
+        _string,
+        "any torchvision classification model (resnet18..resnet152, resnext50_32x4d, "
+        "densenet121, efficientnet_b0, convnext_tiny, ...) or small_cnn_{basic,wider,deeper,"
+        "residual}",
+    )
+    crop_size: int = key(128, _integer(16, 2048), "letterboxed square crop, pixels")
+    batch_size: int = key(32, _integer(1), "images per step (per process under torchrun)")
+    pretrained: bool = key(False, _boolean, "torchvision weights (needs the download once)")
+    weights_path: str = key("", _string, "a state_dict file to start from")
+    freeze: str | int = key("none", _freeze, "frozen backbone: none, all, or leading stages")
+    head_hidden: tuple[int, ...] = key((), _hidden, "MLP head hidden sizes")
+    head_dropout: float = key(0.0, _number(0, 0.99), "MLP head dropout")
+    in_channels: int = key(3, _choice((1, 3)), "1 (grayscale) or 3")
+    bn_momentum: float = key(0.1, _number(0, 1), "batch-norm momentum (0 keeps the model's)")
+    loss: str = key("mse", _choice(LOSS_NAMES), "training loss")
+    smooth_l1_beta: float = key(0.01, _number(0, open_low=True), "smooth_l1: beta")
+    wing_w: float = key(0.05, _number(0, open_low=True), "wing: w")
+    wing_epsilon: float = key(0.01, _number(0, open_low=True), "wing: epsilon")
+    grad_clip: float = key(0.0, _number(0), "gradient-norm clip (0 = off)")
+    patience: int = key(0, _integer(0), "early-stopping patience, epochs (0 = off)")
+    val_fraction: float = key(
+        0.1, _number(0, 0.9, open_low=True), "[defaults] only: share of images validated"
+    )
+    split_seed: int = key(0, _integer(0), "[defaults] only: seed of the validation split")
+    seed: int = key(0, _integer(0), "the run's seed")
+    tta: bool = key(True, _boolean, "horizontal-flip test-time augmentation")
+    device: str = key("auto", _choice(DEVICES), "auto: CUDA when there is one")
+    bf16: bool = key(True, _boolean, "CUDA: bf16 autocast")
+    channels_last: bool = key(True, _boolean, "CUDA: channels-last memory format")
+    compile: bool = key(False, _boolean, "torch.compile the model")
+    checkpoint_every: int = key(0, _integer(0), "also save last.pt every M steps (0 = off)")
+    divergence_factor: float = key(
+        10.0,
+        _divergence_factor,
+        "a loss above factor x the recent mean of accepted losses is a spike: logged, its "
+        "update skipped (0 = off)",
+    )
+    divergence_window: int = key(20, _integer(1), "accepted steps in the recent mean")
+    divergence_patience: int = key(
+        5, _integer(1), "spikes in a row (or one non-finite loss) that are a divergence: roll back"
+    )
+    rollback_lr_factor: float = key(
+        0.5, _number(0, 1, open_low=True), "learning-rate factor per rollback"
+    )
+    max_rollbacks: int = key(3, _integer(0), "rollbacks before the run ends on its best checkpoint")
+    stages: tuple[StageConfig, ...] = key((StageConfig(),), None, "list of stage tables (below)")
+    augment: AugmentConfig = key(AugmentConfig(), None, "augmentation table (below)")
+
+    def to_dict(self) -> dict:
+        """Plain dict (lists, nested dicts) for config.toml and checkpoints."""
+        out = dataclasses.asdict(self)
+        out["head_hidden"] = list(self.head_hidden)
+        out["stages"] = [dataclasses.asdict(s) for s in self.stages]
+        return out
+
+
+def _checks(record: type) -> dict[str, Callable[[Any], Any] | None]:
+    return {f.name: f.metadata["check"] for f in dataclasses.fields(record)}
+
+
+STAGE_KEYS = _checks(StageConfig)
+AUGMENT_KEYS = _checks(AugmentConfig)
+RUN_KEYS = _checks(RunConfig)  # stages and augment: None, checked by _stages and _augment
 
 
 class ConfigError(InputError):
@@ -404,19 +372,18 @@ def _scalar(value: Any) -> str:
 
 
 def config_reference() -> str:
-    """Every key with its default, as Markdown (for `ens train-all --help-config` and docs)."""
-    rows = ["| key | default | allowed |", "|---|---|---|"]
-    run_defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-    for key in RUN_KEYS:
-        if key in ("stages", "augment"):
-            continue
-        default = run_defaults.get(key)
-        shown = "(required)" if default is dataclasses.MISSING else repr(default)
-        rows.append(f"| {key} | {shown} | {_describe(RUN_KEYS[key])} |")
-    for key, check in STAGE_KEYS.items():
-        rows.append(f"| stages[].{key} | {getattr(StageConfig(), key)!r} | {_describe(check)} |")
-    for key, check in AUGMENT_KEYS.items():
-        rows.append(f"| augment.{key} | {getattr(AugmentConfig(), key)!r} | {_describe(check)} |")
+    """Every key with its default, what it allows and means, as Markdown (`--config-keys`)."""
+    rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    records = (("", RunConfig), ("stages[].", StageConfig), ("augment.", AugmentConfig))
+    for prefix, record in records:
+        for item in dataclasses.fields(record):
+            check = item.metadata["check"]
+            if check is None:
+                continue
+            missing = item.default is dataclasses.MISSING
+            default = "(required)" if missing else f"`{_scalar(item.default)}`"
+            meaning = item.metadata["meaning"]
+            rows.append(f"| {prefix}{item.name} | {default} | {_describe(check)} | {meaning} |")
     return "\n".join(rows)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +108,20 @@ def test_reference_lists_every_key() -> None:
     for key in ("crop_size", "stages[].scheduler", "augment.flip", "head_hidden", "patience"):
         assert f"| {key} |" in reference
     assert "| arch | (required) |" in reference
+
+
+def test_the_readme_table_is_the_generated_reference() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert config_reference() in readme
+
+
+def test_every_key_is_declared_once_with_a_check_and_a_meaning() -> None:
+    from models.config import AUGMENT_KEYS, RUN_KEYS, STAGE_KEYS, RunConfig
+
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    assert set(RUN_KEYS) == fields
+    assert RUN_KEYS["stages"] is None and RUN_KEYS["augment"] is None
+    assert all(callable(check) for check in {**STAGE_KEYS, **AUGMENT_KEYS}.values())
+    rows = config_reference().splitlines()[2:]
+    assert len(rows) == len(RUN_KEYS) - 2 + len(STAGE_KEYS) + len(AUGMENT_KEYS)
+    assert all(row.count("|") == 5 and not row.endswith("|  |") for row in rows)
