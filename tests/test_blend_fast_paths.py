@@ -15,7 +15,7 @@ from ensemble.blend.fast_format import format_plain
 from ensemble.blend.fast_parse import parse_plain
 from ensemble.blend.io import SubmissionSet, _arrow_lines, _read_table, _values, check_values
 from ensemble.errors import InputError
-from ensemble.formats import format_values, point_columns
+from ensemble.formats import MAX_COORDINATE, format_values, point_columns
 
 HEADER = ["file_name", *point_columns(2)]
 _SETTINGS = settings(
@@ -38,7 +38,7 @@ def test_plain_decimals_parse_to_the_correctly_rounded_double(tmp_path, numbers,
     numbers = numbers[: len(numbers) // 4 * 4]
     rows = [[f"img{i}.jpg", *numbers[4 * i : 4 * i + 4]] for i in range(len(numbers) // 4)]
     path = _write(tmp_path / "sub.csv", rows, "\r\n" if crlf else "\n")
-    parsed = parse_plain(path, 4)
+    parsed = parse_plain(path, 4, np.inf)  # any plain decimal
     assert parsed is not None
     expected = np.array([[float(text) for text in row[1:]] for row in rows]).T
     np.testing.assert_array_equal(parsed.values, expected)  # bit for bit, signs of zero too
@@ -62,17 +62,17 @@ def test_anything_not_plain_is_left_to_pyarrow(tmp_path, odd) -> None:
     path = _write(
         tmp_path / "sub.csv", [["a.jpg", "1", "2", "3", "4"], ["b.jpg", "5", odd, "7", "8"]]
     )
-    assert parse_plain(path, 4) is None
+    assert parse_plain(path, 4, MAX_COORDINATE) is None
 
 
 def test_quoted_names_and_missing_final_line_end_are_left_to_pyarrow(tmp_path) -> None:
     quoted = _write(tmp_path / "q.csv", [['"a.jpg"', "1", "2", "3", "4"]])
-    assert parse_plain(quoted, 4) is None
+    assert parse_plain(quoted, 4, MAX_COORDINATE) is None
     cut = tmp_path / "cut.csv"
     cut.write_bytes(
         _write(tmp_path / "full.csv", [["a.jpg", "1", "2", "3", "4"]]).read_bytes()[:-1]
     )
-    assert parse_plain(cut, 4) is None
+    assert parse_plain(cut, 4, MAX_COORDINATE) is None
     with pytest.raises(InputError, match="looks truncated"):
         list(SubmissionSet([cut]).iter_values())
 
@@ -86,7 +86,7 @@ def test_whatever_the_fast_reader_accepts_pyarrow_reads_the_same(tmp_path, data)
     text = "\n".join([",".join(HEADER), *(",".join(row) for row in rows)]) + "\n"
     path = tmp_path / "sub.csv"
     path.write_text(_mutate(text, data))
-    parsed = parse_plain(path, 4)
+    parsed = parse_plain(path, 4, MAX_COORDINATE)
     if parsed is None:
         return
     table = _read_table(path, HEADER)  # raises if the fast reader was too lenient
@@ -143,7 +143,10 @@ def test_a_blend_mixes_plain_files_with_ones_pyarrow_reads(tmp_path) -> None:
         tmp_path / "odd.csv",
         [["b.jpg", "5e1", "6e1", "7e1", "8e1"], ["a.jpg", "1e1", "2e1", "3e1", "4e1"]],
     )
-    assert parse_plain(plain, 4) is not None and parse_plain(odd, 4) is None
+    assert (
+        parse_plain(plain, 4, MAX_COORDINATE) is not None
+        and parse_plain(odd, 4, MAX_COORDINATE) is None
+    )
     for paths in ([plain, odd], [odd, plain]):
         result = blend_submissions(paths, [0.25, 0.75] if paths[0] == plain else [0.75, 0.25])
         by_name = dict(zip(result.file_names, result.columns.T, strict=True))
@@ -153,3 +156,13 @@ def test_a_blend_mixes_plain_files_with_ones_pyarrow_reads(tmp_path) -> None:
         np.testing.assert_allclose(
             by_name["b.jpg"], 0.25 * np.array([5, 6, 7, 8]) + 7.5 * np.array([5, 6, 7, 8])
         )
+
+
+def test_a_value_beyond_the_plausible_range_goes_to_pyarrow_which_names_it(tmp_path) -> None:
+    path = _write(
+        tmp_path / "far.csv", [["a.jpg", "1", "2", "3", "4"], ["b.jpg", "5", "1000000.5", "7", "8"]]
+    )
+    assert parse_plain(path, 4, MAX_COORDINATE) is None
+    assert parse_plain(path, 4, 2e6) is not None
+    with pytest.raises(InputError, match=r"line 3: value 1e\+06 in column 'Point_M0_Y' is not a"):
+        list(SubmissionSet([path]).iter_values())

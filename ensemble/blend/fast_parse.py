@@ -2,7 +2,8 @@
 
 `parse_plain` reads a submission body in one pass (numba, no GIL held) when every row is
 `name,v1,...,vN` with a non-empty unquoted name and every value a plain decimal of at most 15
-significant digits (`-12.3456`: no exponent, no empty cell, no spaces), each line ends with
+significant digits and magnitude at most `limit` (`-12.3456`: no exponent, no empty cell, no
+spaces; a larger value goes to the general reader, which names it), each line ends with
 `\\n` or `\\r\\n`, and the file ends with a line end. Such a decimal is m / 10^k with m < 2^53
 and 10^k exact, so one division gives the correctly rounded double: the same number pyarrow,
 pandas or `float()` give. Anything else (and every malformed file) makes it return None, and
@@ -72,7 +73,7 @@ def _digit_run(buffer, position, mantissa):
 
 
 @njit(nogil=True, cache=True)
-def _parse(buffer, start, values, name_starts, name_ends, powers, max_digits):
+def _parse(buffer, start, values, name_starts, name_ends, powers, max_digits, limit):
     """Rows parsed into values (values, rows) and name spans; -1 at anything not plain.
 
     The buffer ends with a line end, so no scan inside a row can run past it.
@@ -111,6 +112,8 @@ def _parse(buffer, start, values, name_starts, name_ends, powers, max_digits):
             if digits == 0 or digits > max_digits:
                 return -1
             number = np.float64(mantissa) / powers[decimals]
+            if number > limit:
+                return -1
             values[column, row] = -number if negative else number
             byte = buffer[position]
             if column < n_values - 1:
@@ -139,7 +142,7 @@ def _gather_names(buffer, name_starts, name_ends, out, offsets):
     offsets[len(name_starts)] = cursor
 
 
-def parse_plain(path: Path, n_values: int) -> PlainSubmission | None:
+def parse_plain(path: Path, n_values: int, limit: float) -> PlainSubmission | None:
     """Read a plain submission (see the module docstring), or None to use the general reader."""
     buffer = np.fromfile(path, dtype=np.uint8)
     line_end = np.flatnonzero(buffer[: 1 << 20] == 10)
@@ -152,7 +155,9 @@ def parse_plain(path: Path, n_values: int) -> PlainSubmission | None:
     values = np.empty((n_values, capacity), dtype=np.float64)
     name_starts = np.empty(capacity, dtype=np.int64)
     name_ends = np.empty(capacity, dtype=np.int64)
-    parsed = _parse(buffer, start, values, name_starts, name_ends, _POWERS_OF_TEN, _MAX_DIGITS)
+    parsed = _parse(
+        buffer, start, values, name_starts, name_ends, _POWERS_OF_TEN, _MAX_DIGITS, limit
+    )
     if parsed != capacity:
         return None
     name_bytes = np.empty(int((name_ends - name_starts).sum()), dtype=np.uint8)

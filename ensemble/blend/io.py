@@ -383,15 +383,14 @@ class SubmissionSet:
 
     def _load(self, path: Path) -> PlainSubmission | pa.Table:
         """The compiled reader's result for a plain file, else pyarrow's table."""
-        plain = parse_plain(path, len(self.header) - 1)
+        plain = parse_plain(path, len(self.header) - 1, MAX_COORDINATE)
         return plain if plain is not None else _read_table(path, self.header)
 
     def _align_loaded(self, path: Path, loaded: PlainSubmission | pa.Table) -> SubmissionValues:
         if isinstance(loaded, PlainSubmission):
             names = loaded.names.to_arrow()
             if names is not None:
-                plain = loaded.values
-                check_values(path, self.header, plain)
+                plain = loaded.values  # plain values are finite and within MAX_COORDINATE
                 return self._align(
                     path, names, lambda order: (plain if order is None else plain[:, order], None)
                 )
