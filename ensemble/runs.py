@@ -19,6 +19,9 @@ SUBMISSION = "submission.csv"
 SUMMARY = "summary.json"
 CONFIG = "config.toml"
 METRICS = "metrics.csv"
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = "last.pt"  # every epoch (and every checkpoint_every steps): what resumes
+BEST_CHECKPOINT = "best.pt"  # the best val score so far: what predicts
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,26 @@ class RunFolder:
 
     name: str
     path: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> RunFolder:
+        """The run folder at `path` (named after its last component)."""
+        return cls(Path(path).name, Path(path))
+
+    @property
+    def checkpoints(self) -> Path:
+        """The checkpoints/ folder."""
+        return self.path / CHECKPOINTS
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """checkpoints/last.pt: the state a resume or a rollback continues from."""
+        return self.checkpoints / LAST_CHECKPOINT
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """checkpoints/best.pt: the weights of the best val score so far."""
+        return self.checkpoints / BEST_CHECKPOINT
 
     @property
     def val_predictions_path(self) -> Path:

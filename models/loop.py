@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
+from ensemble.runs import RunFolder
 from ensemble.scoring import points_score
 from ensemble.subsets import validation_subsets
 from models import distributed
@@ -101,9 +102,9 @@ class Trainer:
         return validation_subsets(names, self.data.n_points)
 
     @property
-    def checkpoints(self) -> Path:
-        """The checkpoints/ folder."""
-        return self.run_dir / "checkpoints"
+    def folder(self) -> RunFolder:
+        """The run folder (its checkpoint paths)."""
+        return RunFolder.at(self.run_dir)
 
     def fit(self, resume: bool = False) -> LoopState:
         """Run every stage; the model ends with the best checkpoint's weights.
@@ -343,7 +344,7 @@ class Trainer:
             "lr_scale": state.lr_scale * config.rollback_lr_factor,
         }
         rollbacks, scale = [*state.rollbacks, record], record["lr_scale"]
-        checkpoint = load_checkpoint(self.checkpoints / "last.pt", "cpu")
+        checkpoint = load_checkpoint(self.folder.last_checkpoint, "cpu")
         self._restore(checkpoint)
         self.state.rollbacks, self.state.lr_scale = rollbacks, scale
         self.state.reshuffles = [*self.state.reshuffles, self.state.batch]
@@ -366,7 +367,7 @@ class Trainer:
             f"after {len(state.rollbacks)} rollback(s)"
         )
         baseline = self.data.baseline_val_score()
-        if not (self.checkpoints / "best.pt").is_file() or not state.best_score < baseline:
+        if not self.folder.best_checkpoint.is_file() or not state.best_score < baseline:
             raise TrainingDiverged(
                 f"{where}, and no epoch scored better than the mean-shape baseline "
                 f"(val score {baseline:.4g}): nothing to end on"
@@ -384,9 +385,9 @@ class Trainer:
 
     def _resume_checkpoint(self) -> dict:
         """last.pt, restored into the model, the loop state and the RNGs."""
-        checkpoint = load_checkpoint(self.checkpoints / "last.pt", "cpu")
+        checkpoint = load_checkpoint(self.folder.last_checkpoint, "cpu")
         if "loop" not in checkpoint:
-            raise InputError(self.checkpoints / "last.pt", "checkpoint has no loop state to resume")
+            raise InputError(self.folder.last_checkpoint, "checkpoint has no loop state to resume")
         self._restore(checkpoint)
         if distributed.is_main():
             self._write_metrics()  # drop rows written after the checkpoint
@@ -458,13 +459,13 @@ class Trainer:
                 "config": self.config.to_dict(),
                 **self.extra,
             }
-            save_checkpoint(self.checkpoints / "last.pt", checkpoint)
+            save_checkpoint(self.folder.last_checkpoint, checkpoint)
             if improved:
-                save_checkpoint(self.checkpoints / "best.pt", checkpoint)
+                save_checkpoint(self.folder.best_checkpoint, checkpoint)
         distributed.barrier()
 
     def _load_best(self) -> None:
-        best = self.checkpoints / "best.pt"
+        best = self.folder.best_checkpoint
         if best.is_file():
             self.model.load_state_dict(load_checkpoint(best, self.device)["model"])
 

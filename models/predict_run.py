@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ensemble.errors import InputError
-from ensemble.runs import CONFIG, RunFolder
+from ensemble.runs import BEST_CHECKPOINT, CONFIG, RunFolder
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint
 from models.config import run_from_dict
@@ -19,7 +19,7 @@ def predict_run(
     tta: bool | None = None,
     data_dir: str | Path | None = None,
     cache_root: str | Path | None = None,
-    checkpoint: str = "best.pt",
+    checkpoint: str | None = None,
     progress: bool = True,
 ) -> dict:
     """Rewrite val/test predictions, submission.csv, summary.json and the scores.csv row."""
@@ -30,7 +30,8 @@ def predict_run(
     data_dir = Path(data_dir or values.get("data", ""))
     config = run_from_dict(values)
     device = select_device(config.device)
-    state = load_checkpoint(run_dir / "checkpoints" / checkpoint, "cpu")
+    checkpoint = checkpoint or BEST_CHECKPOINT
+    state = load_checkpoint(RunFolder.at(run_dir).checkpoints / checkpoint, "cpu")
     data = load_run_data(
         data_dir, config.crop_size, config.val_fraction, config.split_seed, cache_root, progress
     )

@@ -22,7 +22,7 @@ from ensemble.layout import (
     flip_permutation,
     region_flip_permutation,
 )
-from ensemble.runs import CONFIG, SUMMARY
+from ensemble.runs import CONFIG, SUMMARY, RunFolder
 from models import distributed
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint
@@ -147,12 +147,13 @@ def train_run(
     progress = progress and main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (run_dir / "checkpoints").glob(".*.tmp"):
+        checkpoints = RunFolder.at(run_dir).checkpoints
+        for stale in checkpoints.glob(".*.tmp"):
             stale.unlink()  # a checkpoint write that a SIGKILL cut short
         if resume:
             check_resumable(run_dir, config)
         else:
-            for old in (run_dir / "checkpoints").glob("*.pt"):
+            for old in checkpoints.glob("*.pt"):
                 old.unlink()  # a fresh start must not inherit a killed run's best.pt
         with atomic_open(run_dir / CONFIG, "w", encoding="utf-8") as handle:
             handle.write(to_toml({"data": str(data_dir), **config.to_dict()}))
@@ -246,7 +247,7 @@ RESUME_FREE_KEYS = ("checkpoint_every", "device", "compile", "max_rollbacks")
 
 def check_resumable(run_dir: Path, config: RunConfig) -> None:
     """Refuse to resume without last.pt or with a config that changed what is trained."""
-    path = run_dir / "checkpoints" / "last.pt"
+    path = RunFolder.at(run_dir).last_checkpoint
     saved = load_checkpoint(path, "cpu").get("config", {})
     now = config.to_dict()
     changed = [  # a key the checkpoint lacks is newer than it: its default applies

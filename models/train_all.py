@@ -32,11 +32,12 @@ def load_runs(config_path: str | Path) -> list[RunConfig]:
 
 def resume_target(run_dir: Path, data_dir: Path | None = None) -> tuple[RunConfig, Path, Path]:
     """(config, data folder, run folder) of a run folder to resume, from its config.toml."""
-    values = RunFolder(run_dir.name, run_dir).config()
+    values = RunFolder.at(run_dir).config()
     if not values:
         raise InputError(run_dir / CONFIG, "run configuration not found")
-    if not (run_dir / "checkpoints" / "last.pt").is_file():
-        raise InputError(run_dir / "checkpoints" / "last.pt", "no checkpoint to resume from")
+    last = RunFolder.at(run_dir).last_checkpoint
+    if not last.is_file():
+        raise InputError(last, "no checkpoint to resume from")
     return run_from_dict(values), Path(data_dir or values.get("data", "")), run_dir
 
 
@@ -104,7 +105,7 @@ def train_all(
                 tqdm.write(f"{config.name}: finished already ({run_dir / SUMMARY}), skipped")
             outcomes[config.name] = finished_before(run_dir)
             continue
-        todo.append((config, resume and (run_dir / "checkpoints" / "last.pt").is_file()))
+        todo.append((config, resume and RunFolder.at(run_dir).last_checkpoint.is_file()))
     datasets = shared_datasets([config for config, _ in todo], Path(data_dir), cache_root, progress)
     if jobs > 1 and not distributed.active():
         trained = train_parallel(todo, data_dir, out_dir, cache_root, progress, jobs, datasets)

@@ -27,9 +27,7 @@ from ensemble.commands.training_options import cache_option, quiet_option
 @cache_option
 @click.option(
     "--checkpoint",
-    default="best.pt",
-    show_default=True,
-    help="Checkpoint file inside RUN/checkpoints/.",
+    help="Checkpoint file inside RUN/checkpoints/ (default: best.pt, the best val score).",
 )
 @quiet_option
 def predict(
@@ -37,7 +35,7 @@ def predict(
     tta: bool | None,
     data_dir: Path | None,
     cache_dir: Path | None,
-    checkpoint: str,
+    checkpoint: str | None,
     quiet: bool,
 ) -> None:
     """Rewrite RUN's val/test predictions, submission.csv, summary and scores.csv row."""
