@@ -105,12 +105,20 @@ def theil_sen(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> RobustFit:
 
 
 def robust_z(residuals: np.ndarray) -> np.ndarray:
-    """Modified z-scores 0.6745 * (r - median) / MAD (MAD floored so a perfect fit still works)."""
+    """Modified z-scores (Iglewicz and Hoaglin): 0.6745 * (r - median) / MAD.
+
+    When the MAD is 0 (more than half the residuals equal) the scale is the mean absolute
+    deviation instead, as (r - median) / (1.2533 * MeanAD); when that is 0 too, every z is 0.
+    """
     residuals = np.asarray(residuals, dtype=np.float64)
     centred = residuals - np.median(residuals)
     mad = float(np.median(np.abs(centred)))
-    floor = 1e-9 * max(float(np.abs(residuals).max(initial=0.0)), 1e-12)
-    return 0.6745 * centred / max(mad, floor)
+    if mad > 0:
+        return 0.6745 * centred / mad
+    mean_ad = float(np.mean(np.abs(centred))) if len(centred) else 0.0
+    if mean_ad > 0:
+        return centred / (1.253314 * mean_ad)
+    return np.zeros_like(centred)
 
 
 def flag_outliers(
@@ -118,12 +126,12 @@ def flag_outliers(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(modified z of each point's Theil-Sen residual, True where |z| > threshold).
 
-    Nothing is flagged with fewer than MIN_POINTS_FOR_OUTLIERS points: the residual spread is
-    then not estimable and any point would look extreme.
+    With fewer than MIN_POINTS_FOR_OUTLIERS points the residual spread is not estimable (a
+    robust line passes through most of them): every z is NaN and nothing is flagged.
     """
     z = robust_z(np.asarray(y, float) - robust.predict(x))
-    if len(z) < MIN_POINTS_FOR_OUTLIERS:
-        return z, np.zeros(len(z), dtype=bool)
+    if len(z) < MIN_POINTS_FOR_OUTLIERS:  # not estimable: NaN, shown as n/a
+        return np.full(len(z), np.nan), np.zeros(len(z), dtype=bool)
     return z, np.abs(z) > threshold
 
 

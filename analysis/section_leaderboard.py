@@ -200,6 +200,8 @@ def _lines_table(fits) -> Table:
 
 
 def _residuals_table(labels: list[str], fits) -> Table:
+    from analysis.leaderboard_fit import MIN_POINTS_FOR_OUTLIERS
+
     rows = []
     for fit in fits:
         fitted = fit.ols.predict(fit.x)
@@ -214,7 +216,7 @@ def _residuals_table(labels: list[str], fits) -> Table:
                     fmt(y),
                     fmt(f),
                     f"{y - f:+.4g}",
-                    f"{z:+.2f}",
+                    "n/a" if np.isnan(z) else f"{z:+.2f}",
                     "OUTLIER" if flag else "",
                 ]
             )
@@ -223,8 +225,10 @@ def _residuals_table(labels: list[str], fits) -> Table:
         ["run", "target", "val", "leaderboard", "OLS fit", "residual", "robust z", "flag"],
         rows,
         note="robust z: modified z-score of the residual from the Theil-Sen line "
-        "(0.6745 x (r - median) / MAD); |z| > 3.5 is flagged. A submission written with "
-        "truncated coordinates sits above the line.",
+        "(0.6745 x (r - median) / MAD, or (r - median) / (1.2533 x mean absolute deviation) "
+        f"when the MAD is 0); |z| > 3.5 is flagged; n/a with fewer than "
+        f"{MIN_POINTS_FOR_OUTLIERS} runs, where the spread is not estimable. A submission "
+        "written with truncated coordinates sits above the line.",
     )
 
 
@@ -297,7 +301,13 @@ def _fit_summary(labels: list[str], fit) -> dict:
             "slope_ci95": list(fit.theil.slope_ci),
         },
         "runs": [
-            {"run": labels[row], "val": x, fit.target: y, "robust_z": z, "outlier": bool(flag)}
+            {
+                "run": labels[row],
+                "val": x,
+                fit.target: y,
+                "robust_z": None if np.isnan(z) else z,
+                "outlier": bool(flag),
+            }
             for row, x, y, z, flag in zip(fit.rows, fit.x, fit.y, fit.z, fit.outlier, strict=True)
         ],
         "predicted": [

@@ -151,6 +151,10 @@ def test_prediction_for_val_only_rows_and_three_point_minimum() -> None:
 def test_robust_z_and_shake_up() -> None:
     z = robust_z(np.array([0.0, 0.1, -0.1, 0.05, 5.0]))
     assert np.argmax(np.abs(z)) == 4 and abs(z[4]) > 3.5 and (np.abs(z[:4]) < 3.5).all()
+    residuals = np.array([0.0, 0.0, 0.0, 0.0, 2.0])  # MAD 0: the mean absolute deviation
+    mean_ad = np.mean(np.abs(residuals - 0.0))
+    np.testing.assert_allclose(robust_z(residuals), residuals / (1.253314 * mean_ad))
+    np.testing.assert_array_equal(robust_z(np.full(4, 3.0)), np.zeros(4))
     shake = shake_up(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 1.2, 3.3, 4.1]))
     assert shake.spearman == pytest.approx(stats.spearmanr([1, 2, 3, 4], [1.5, 1.2, 3.3, 4.1])[0])
     assert shake.private_rank.tolist() == [2, 1, 3, 4]
@@ -283,4 +287,5 @@ def test_no_outliers_flagged_with_too_few_points() -> None:
     x = np.array([30.0, 49.0, 140.0])
     y = np.array([35.0, 51.0, 125.0])
     z, flagged = flag_outliers(x, y, theil_sen(x, y))
-    assert len(x) < MIN_POINTS_FOR_OUTLIERS and not flagged.any() and np.isfinite(z).all()
+    assert len(x) < MIN_POINTS_FOR_OUTLIERS and not flagged.any()
+    assert np.isnan(z).all()  # the spread is not estimable: shown as n/a, never 674500000
