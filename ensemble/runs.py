@@ -80,9 +80,16 @@ class RunFolder:
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def config(self) -> dict:
-        """config.toml as a dict ({} when absent)."""
+        """config.toml as a dict ({} when absent); InputError when it is not valid TOML."""
         path = self.path / CONFIG
-        return tomllib.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            return tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise InputError(path, f"not UTF-8 text: {error}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise InputError(path, f"not valid TOML: {error}") from None
 
 
 def find_runs(runs_dir: str | Path, require: str = VAL_PREDICTIONS) -> list[RunFolder]:

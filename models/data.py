@@ -31,6 +31,34 @@ def validation_mask(n_images: int, fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
+MIN_TRAIN_IMAGES = 2  # batch norm needs two images in a training batch
+
+
+def check_split(
+    path: Path, mask: np.ndarray, fraction: float, usable: np.ndarray | None = None
+) -> None:
+    """InputError when the split leaves fewer than MIN_TRAIN_IMAGES usable images to train on.
+
+    `usable` (bool per image, default all) is False for an undecodable image, left out.
+    """
+    usable = np.ones(len(mask), dtype=bool) if usable is None else usable
+    n_train, n_val = int((~mask & usable).sum()), int((mask & usable).sum())
+    if n_train >= MIN_TRAIN_IMAGES:
+        return
+    n_images, left_out, change = len(mask), "", "add training images"
+    if not usable.all():
+        left_out = f" ({n_images - int(usable.sum())} undecodable image(s) left out)"
+    elif n_images > MIN_TRAIN_IMAGES:
+        most = (n_images - MIN_TRAIN_IMAGES) / n_images
+        change = f"lower val_fraction to at most {most:.2f} or {change}"
+    raise InputError(
+        path,
+        f"val_fraction {fraction:g} of {n_images} image(s) leaves {n_train} to train on and "
+        f"{n_val} to validate{left_out}; training needs at least {MIN_TRAIN_IMAGES} (one "
+        f"batch-norm batch): {change}",
+    )
+
+
 @dataclass
 class RunData:
     """Everything a run reads: caches, original-pixel truth, normalised targets, the split."""
@@ -89,16 +117,16 @@ def load_run_data(
 ) -> RunData:
     """Prepare (or reuse) the caches and the targets of a run."""
     data_dir = Path(data_dir)
-    train = build_cache(data_dir, "train", crop_size, cache_root, progress=progress)
-    test = build_cache(data_dir, "test", crop_size, cache_root, progress=progress)
     labels_path = data_dir / "train" / "landmarks.csv"
     labels = read_landmarks(labels_path, allow_missing=True)  # NaN = not labelled
+    mask = validation_mask(len(labels), val_fraction, split_seed)
+    check_split(labels_path, mask, val_fraction)  # before a cache is written
+    train = build_cache(data_dir, "train", crop_size, cache_root, progress=progress)
+    test = build_cache(data_dir, "test", crop_size, cache_root, progress=progress)
     if not np.array_equal(labels.file_names, train.file_names):
         raise InputError(labels_path, "labels changed after the cache was built; run again")
-    if len(labels) < 2:
-        raise InputError(labels_path, "need at least 2 training images (train + validation)")
+    check_split(labels_path, mask, val_fraction, train.valid)
     targets = normalise(to_crop(labels.points, train.geometry), crop_size).astype(np.float32)
-    mask = validation_mask(len(labels), val_fraction, split_seed)
     check_labels(labels_path, labels.points, np.flatnonzero(~mask))
     return RunData(train, test, labels.points, targets, mask)
 

@@ -145,6 +145,8 @@ def train_run(
     data_dir, run_dir = Path(data_dir).resolve(), Path(run_dir)
     main = distributed.is_main()
     progress = progress and main
+    if data is None:  # before the run folder is written: bad data leaves nothing behind
+        data = load_shared_data(config, data_dir, cache_root, progress)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         checkpoints = RunFolder.at(run_dir).checkpoints
@@ -161,8 +163,6 @@ def train_run(
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     device = select_device(device_name or config.device, threads)
-    if data is None:
-        data = load_shared_data(config, data_dir, cache_root, progress)
     mean_targets = data.mean_targets()
     perm = torch.from_numpy(run_flip_permutation(mean_targets))
     built = build_for_run(config, data.n_points)

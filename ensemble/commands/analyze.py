@@ -21,7 +21,8 @@ _OPTIONS = {
     "n_points": click.option(
         "--n-points",
         type=click.IntRange(min=1),
-        help="Landmarks per face N (default: from DATA/train/landmarks.csv, else 971).",
+        help="Landmarks per face N of test_points.csv, for the uniformity section (default: "
+        "from DATA/train/landmarks.csv, else 971).",
     ),
     "alpha": click.option(
         "--alpha",
@@ -48,9 +49,29 @@ def _options(*names: str):
 
 
 def _merged(ctx: click.Context, given: dict) -> dict:
-    """Subcommand options, falling back to those given to `ens analyze` itself."""
+    """Subcommand options, falling back to those given to `ens analyze` itself.
+
+    An option given to `ens analyze` that the subcommand does not take is a usage error.
+    """
     inherited = ctx.obj or {}
+    for key, value in inherited.items():
+        if value is not None and key not in given:
+            raise click.UsageError(_not_here(ctx, key), ctx)
     return {key: value if value is not None else inherited.get(key) for key, value in given.items()}
+
+
+def _not_here(ctx: click.Context, key: str) -> str:
+    """Says that option `key` has no effect on this subcommand, and where it applies."""
+    users = [
+        f"`ens analyze {name}`"
+        for name, command in analyze.commands.items()
+        if any(param.name == key for param in command.params)
+    ]
+    option = "--" + key.replace("_", "-")
+    return (
+        f"{option} has no effect on `ens analyze {ctx.info_name}`; it applies to "
+        f"{', '.join(users)} and the full report (ens analyze -o REPORT)"
+    )
 
 
 def _inputs(options: dict):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ensemble.errors import InputError
-from ensemble.fkd.layout import KEYPOINTS, N_KEYPOINTS, coordinate_columns
+from ensemble.fkd.layout import IMAGE_SIZE, KEYPOINTS, N_KEYPOINTS, coordinate_columns
 from ensemble.fkd.pixels import parse_pixels
 from ensemble.formats import _translate_parser_error
 
@@ -18,6 +18,8 @@ TRAIN_HEADER = [*coordinate_columns(), "Image"]
 TEST_HEADER = ["ImageId", "Image"]
 LOOKUP_HEADER = ["RowId", "ImageId", "FeatureName", "Location"]
 _CHUNK_ROWS = 512
+# A keypoint may lie up to one image size beyond an edge (a face cut by the border), not more.
+COORDINATE_RANGE = (-IMAGE_SIZE, 2 * IMAGE_SIZE)
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,25 @@ def _coordinates(path: Path, frame: pd.DataFrame, columns: list[str], first_line
             "finite number",
             first_line + int(row),
         )
+    _check_inside(path, frame, columns, block, first_line)
     return block
+
+
+def _check_inside(
+    path: Path, frame: pd.DataFrame, columns: list[str], block: np.ndarray, first_line: int
+) -> None:
+    """InputError on the first keypoint outside COORDINATE_RANGE (NaN = empty is fine)."""
+    low, high = COORDINATE_RANGE
+    outside = (block < low) | (block >= high)
+    if outside.any():
+        row, col = np.argwhere(outside)[0]
+        raise InputError(
+            path,
+            f"keypoint {columns[col]} = {frame[columns[col]].iloc[row].strip()} (column "
+            f"{col + 1}) lies outside the {IMAGE_SIZE}x{IMAGE_SIZE} image: keypoints must be in "
+            f"[{low}, {high}), at most one image size beyond an edge",
+            first_line + int(row),
+        )
 
 
 def read_lookup(path: str | Path, test_ids: np.ndarray | None = None) -> Lookup:
