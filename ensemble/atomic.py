@@ -1,13 +1,17 @@
-"""Atomic file writes: a temp file in the same folder, then os.replace."""
+"""Atomic file writes (a temp file in the same folder, then os.replace) and the output check."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
+
+from ensemble.errors import InputError
+
+REFUSE = "refusing to write the output here"
 
 
 def _current_umask() -> int:
@@ -16,18 +20,38 @@ def _current_umask() -> int:
     return mask
 
 
+def _write_error(target: Path, error: OSError) -> InputError:
+    """The InputError naming `target` for an OSError met while writing it."""
+    if isinstance(error, PermissionError):
+        return InputError(target, f"folder {target.parent} is not writable")
+    if isinstance(error, IsADirectoryError):
+        return InputError(target, "is a directory")
+    return InputError(target, f"cannot write the output: {error.strerror or error}")
+
+
+def _temp_beside(target: Path) -> Path:
+    """Create an empty temp file in the folder of `target` (InputError when that fails)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise _write_error(target, error) from None
+    os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_current_umask())
+    tmp_path = _temp_beside(target)
     try:
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
         yield tmp_path
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as error:
+            raise _write_error(target, error) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -40,9 +64,65 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
         yield handle
 
 
-def refuse_overwrite_of_inputs(output: str | Path, inputs: list[str | Path]) -> None:
-    """Raise if `output` is the same file as any input (never write over an input)."""
-    out = Path(output).resolve()
-    for item in inputs:
-        if Path(item).resolve() == out:
-            raise ValueError(f"refusing to write {output}: it is also an input file")
+def _same(first: Path, second: Path) -> bool:
+    """Whether two paths name one file: samefile when both exist (hard links), else resolved."""
+    if first.exists() and second.exists():
+        return os.path.samefile(first, second)
+    return first.resolve() == second.resolve()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or lies below it, after resolving both."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _refuse_inputs(output: Path, reads: Iterable[str | Path], folder: bool) -> None:
+    for item in map(Path, reads):
+        if _same(output, item):
+            raise InputError(output, f"{REFUSE}: it is an input of this command ({item.name})")
+        if folder and _inside(item, output):
+            raise InputError(output, f"{REFUSE}: it holds {item}, an input of this command")
+
+
+def _refuse_read_dirs(output: Path, read_dirs: Iterable[str | Path]) -> None:
+    for item in map(Path, read_dirs):
+        if _inside(output, item):
+            raise InputError(
+                output, f"{REFUSE}: it lies inside {item}, a folder this command reads"
+            )
+
+
+def _require_writable(output: Path, folder: bool) -> None:
+    """InputError unless the nearest existing folder of `output` is a writable folder."""
+    existing = output if folder else output.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(output, f"{existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(output, f"folder {existing} is not writable")
+
+
+def check_output(
+    output: str | Path,
+    reads: Iterable[str | Path] = (),
+    read_dirs: Iterable[str | Path] = (),
+    *,
+    folder: bool = False,
+) -> None:
+    """Raise InputError unless a command may write `output` (a file, or with `folder` a folder).
+
+    Refused: an empty name; a file output that is an existing folder; an output that is one of
+    `reads` (any spelling, symlinks, hard links), or with `folder` holds one of them; an output
+    inside one of `read_dirs`; an output whose nearest existing folder is not writable.
+    """
+    text = os.fspath(output)
+    if text == "" or (text == "." and not folder):  # click turns -o "" into Path(".")
+        where = "" if text == "" else ' (or ".", the current folder)'
+        raise InputError('""', f"output file name is empty{where}")
+    path = Path(output)
+    if path.is_dir() and not folder:
+        raise InputError(path, "is a directory")
+    _refuse_inputs(path, reads, folder)
+    _refuse_read_dirs(path, read_dirs)
+    _require_writable(path, folder)

@@ -83,7 +83,7 @@ def test_bad_input_is_a_clean_error_with_no_output(tmp_path):
     assert "Traceback" not in result.output
     assert not (tmp_path / "out.csv").exists()
     result = _run(tmp_path / "s0.csv", tmp_path / "s2.csv", "-o", tmp_path / "s2.csv")
-    assert result.exit_code == 1 and "refusing to write over it" in result.output
+    assert result.exit_code == 1 and "it is an input of this command (s2.csv)" in result.output
 
 
 def test_usage_errors(tmp_path):

@@ -182,7 +182,7 @@ def test_missing_file_and_output_over_input(tmp_path):
     with pytest.raises(InputError, match=r"nope\.csv: file not found"):
         blend_submissions([paths[0], tmp_path / "nope.csv"], None, tmp_path / "out.csv")
     before = paths[1].read_bytes()
-    with pytest.raises(InputError, match="refusing to write over it"):
+    with pytest.raises(InputError, match="it is an input of this command"):
         blend_submissions(paths, None, paths[1])
     assert paths[1].read_bytes() == before
     assert not (tmp_path / "out.csv").exists()

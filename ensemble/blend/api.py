@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.atomic import atomic_open, refuse_overwrite_of_inputs
+from ensemble.atomic import atomic_open, check_output
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
 from ensemble.blend.fit import FittedWeights, blend_points, fit_weights
 from ensemble.blend.io import SubmissionSet, align_order, read_aligned, write_values
@@ -55,13 +55,6 @@ class BlendResult:
         return self.columns.T.reshape(self.columns.shape[1], -1, 2)
 
 
-def _check_output(output: str | Path, inputs: Sequence[str | Path]) -> None:
-    try:
-        refuse_overwrite_of_inputs(output, list(inputs))
-    except ValueError:
-        raise InputError(output, "is also an input file; refusing to write over it") from None
-
-
 def blend_submissions(
     paths: Sequence[str | Path],
     weights: Sequence[float] | np.ndarray | None = None,
@@ -85,7 +78,7 @@ def blend_submissions(
     if len(raw) != len(paths) or not np.isfinite(raw).all() or (raw < 0).any() or raw.sum() <= 0:
         raise ValueError("need one finite, non-negative weight per submission, positive sum")
     if output is not None:
-        _check_output(output, paths)
+        check_output(output, paths)
     used = raw > 0
     chosen = [p for p, keep in zip(paths, used, strict=True) if keep]
     submissions = SubmissionSet(chosen)
@@ -131,7 +124,7 @@ def blend_from_scores(
         higher_is_better=higher_is_better,
     )
     if output is not None:
-        _check_output(output, [scores_path, *table.paths])
+        check_output(output, [scores_path, *table.paths])
     result = blend_submissions(table.paths, table.weights, output, combine, trim, decimals)
     return table, result
 
@@ -217,8 +210,8 @@ def blend_runs(report: FitReport, output: str | Path, decimals: int = 4) -> Blen
     submissions = [run.submission_path for run in runs]
     json_path = weights_path_for(output)
     inputs = [*submissions, *(run.test_predictions_path for run in runs)]
-    _check_output(output, inputs)
-    _check_output(json_path, inputs)
+    check_output(output, inputs)
+    check_output(json_path, inputs)
     if not fitted.per_region and all(path.is_file() for path in submissions):
         result = blend_submissions(submissions, fitted.weights[0], output, decimals=decimals)
     else:

@@ -118,8 +118,10 @@ def analyze(ctx: click.Context, output: Path | None, **options) -> None:
         raise click.UsageError("give -o REPORT (a folder) or a subcommand")
     from analysis.report import write_report
     from analysis.sections import leaderboard_section, points_section, uniformity_section
+    from ensemble.atomic import check_output
 
     inputs = _inputs(options)
+    check_output(output, read_dirs=[d for d in (inputs.data, inputs.runs) if d], folder=True)
     output.mkdir(parents=True, exist_ok=True)
     sections = [
         uniformity_section(

@@ -29,7 +29,10 @@ def baseline(data_dir: Path, output: Path) -> None:
     onto every test image. Missing labels (empty cells, Kaggle Facial Keypoints) are left out:
     each point's mean is over the images where it is labelled.
     """
+    from ensemble.atomic import check_output
     from ensemble.baseline import baseline_submission
 
+    labels = [data_dir / "train" / "landmarks.csv", data_dir / "test" / "test_points.csv"]
+    check_output(output, labels, [data_dir])
     baseline_submission(data_dir, output)
     click.echo(f"wrote {output} (mean-shape baseline)")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ensemble.atomic import check_output
+
 SCHEMES = ("equal", "inverse", "softmax", "rank", "manual")
 
 
@@ -137,8 +139,10 @@ def blend(
             raise click.UsageError("--fit takes no SUBMISSIONS and no --weights")
         if combine != "mean":
             raise click.UsageError("fitted weights blend with the weighted mean only")
+        _check_fit_outputs(output, runs_dir, data)
         _fitted(runs_dir, data, method, per_region, rounds, output, decimals)
         return
+    check_output(output, [*submissions, *([scores_path] if scores_path else [])])
     if scores_path is None:
         if (scheme or "equal") != "equal" or top is not None:
             raise click.UsageError("score-based weights need --weights scores.csv")
@@ -244,3 +248,15 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
             click.echo(f"{region.name[:26]:<26} {values}{fallback}")
     result = blend_runs(report, output, decimals)
     click.echo(f"wrote {output} ({len(result.file_names)} rows) and {weights_path_for(output)}")
+
+
+def _check_fit_outputs(output: Path, runs_dir: Path, data: Path | None) -> None:
+    """Refuse OUT.csv and OUT.weights.json inside a run folder or the data folder --fit reads."""
+    from ensemble.blend import weights_path_for
+    from ensemble.runs import data_dir_of, find_runs
+
+    runs = find_runs(runs_dir)
+    data = data if data is not None else data_dir_of(runs)
+    read_dirs = [run.path for run in runs] + ([data] if data is not None else [])
+    for path in (output, weights_path_for(output)):
+        check_output(path, read_dirs=read_dirs)

@@ -31,8 +31,10 @@ def import_fkd(training_csv: Path, test_csv: Path, lookup_csv: Path, out_dir: Pa
     OUTPUT/fkd.json (keypoint names, lookup mapping). Nothing is written unless every input
     is valid.
     """
+    from ensemble.atomic import check_output
     from ensemble.fkd.importer import import_fkd as run_import
 
+    check_output(out_dir, [training_csv, test_csv, lookup_csv], folder=True)
     summary = run_import(training_csv, test_csv, lookup_csv, out_dir)
     click.echo(
         f"wrote {out_dir}: {summary.n_train} training images "

@@ -101,6 +101,9 @@ def make_demo(
     OUT_DIR/test/landmarks.csv (the hidden test truth, for `ens score`)
     OUT_DIR/train/label_errors.csv (the planted label errors, maybe none)
     """
+    from ensemble.atomic import check_output
+
+    check_output(out_dir, folder=True)
     if data_format == "fkd":
         if label_errors is not None or crowd is not None:
             raise click.UsageError("--label-errors and --crowd do not apply to --format fkd")

@@ -47,14 +47,18 @@ def prepare(
     (nothing is cut off); the per-image geometry maps predictions back to original pixels.
     A cache is rebuilt only when the label files, the file names or the crop size change.
     """
-    from models.cache import build_cache
+    from ensemble.atomic import check_output
+    from models.cache import build_cache, cache_dir_for
     from models.train_all import load_runs
 
     if not sizes:
         sizes = (
             tuple(sorted({r.crop_size for r in load_runs(config_path)})) if config_path else (128,)
         )
-    for size in sizes:
-        for split in ("train", "test"):
-            cache = build_cache(data_dir, split, size, cache_dir, jobs, progress=not quiet)
-            click.echo(f"{split} {size}px: {len(cache)} images in {cache.path}")
+    reads = [data_dir / "train", data_dir / "test", *([config_path] if config_path else [])]
+    targets = [(size, split) for size in sizes for split in ("train", "test")]
+    for size, split in targets:  # a stale cache folder is replaced whole: it must hold no input
+        check_output(cache_dir_for(data_dir, split, size, cache_dir), reads, folder=True)
+    for size, split in targets:
+        cache = build_cache(data_dir, split, size, cache_dir, jobs, progress=not quiet)
+        click.echo(f"{split} {size}px: {len(cache)} images in {cache.path}")

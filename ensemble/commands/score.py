@@ -31,8 +31,12 @@ def score(submissions: tuple[Path, ...], data_dir: Path, scores_path: Path | Non
     requested points (x and y), averaged over images. Public and private are two disjoint
     halves of the test rows, fixed by file name.
     """
+    from ensemble.atomic import check_output
     from ensemble.leaderboard import record_scores, score_files
 
+    if scores_path is not None:  # --scores is updated in place; it must not be another input
+        truth = [data_dir / "test" / name for name in ("landmarks.csv", "test_points.csv")]
+        check_output(scores_path, [*submissions, *truth], [data_dir])
     _refuse_imported_fkd(data_dir)
     results = score_files(submissions, data_dir)
     width = max(len(str(path)) for path in submissions)

@@ -29,7 +29,9 @@ import click
 )
 def show(data_dir: Path, n: int, split: str, seed: int, output: Path) -> None:
     """Draw N random images of DATA_DIR with their landmarks coloured by region."""
+    from ensemble.atomic import check_output
     from ensemble.show import show_grid
 
+    check_output(output, [data_dir / split / "landmarks.csv"], [data_dir])
     show_grid(data_dir, output, n=n, split=split, seed=seed)
     click.echo(f"wrote {output} ({n} {split} images with landmarks)")

@@ -59,6 +59,7 @@ def train(
     """
     import dataclasses
 
+    from ensemble.atomic import check_output
     from ensemble.errors import InputError
     from models import distributed
     from models.guard import TrainingDiverged
@@ -74,6 +75,7 @@ def train(
         if run_name not in runs:
             raise click.UsageError(f"--run {run_name} is not in {config_path}")
         config, run_dir = runs[run_name], out_dir / run_name
+        check_output(run_dir, [data_dir], [data_dir], folder=True)
     if checkpoint_every is not None:
         config = dataclasses.replace(config, checkpoint_every=checkpoint_every)
     distributed.init_from_env()

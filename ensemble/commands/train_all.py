@@ -91,10 +91,12 @@ def train_all(
     Launched by torchrun, each run trains over all the processes (DistributedDataParallel):
     torchrun --nproc_per_node=4 $(which ens) train-all --data DATA --config runs.toml
     """
+    from ensemble.atomic import check_output
     from models import distributed
     from models.train_all import UnknownRun
     from models.train_all import train_all as run_all
 
+    check_output(out_dir, read_dirs=[data_dir], folder=True)
     distributed.init_from_env()
     try:
         outcomes = run_all(

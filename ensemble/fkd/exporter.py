@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.atomic import atomic_open, refuse_overwrite_of_inputs
+from ensemble.atomic import atomic_open, check_output
 from ensemble.errors import InputError
 from ensemble.fkd.kaggle_files import read_lookup, requested_points, test_file_name
 from ensemble.fkd.layout import IMAGE_SIZE
@@ -23,7 +23,7 @@ def export_fkd(
     [0, 96] and rounded half-to-even. Returns the number of rows written.
     """
     submission_csv, lookup_csv = Path(submission_csv), Path(lookup_csv)
-    refuse_overwrite_of_inputs(out_csv, [submission_csv, lookup_csv])
+    check_output(out_csv, [submission_csv, lookup_csv])
     lookup = read_lookup(lookup_csv)
     submission = read_submission(submission_csv, allow_missing=True)
     rows = _submission_rows(submission_csv, submission.file_names, lookup.image_ids)
