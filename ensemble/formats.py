@@ -8,16 +8,23 @@ writer is atomic.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ensemble.atomic import atomic_open, atomic_path
 from ensemble.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported by the functions that use it: the compiled readers of the plain files
+# (ensemble.blend.native) do not need it, and importing it takes 0.2 s.
 
 FILE_COLUMN = "file_name"
 POINTS_COLUMN = "point_index_list"
@@ -178,9 +185,15 @@ def _check_file_names(path: Path, names: pd.Series, first_line: int, seen: dict)
 
 
 def _numeric_block(
-    path: Path, frame: pd.DataFrame, columns: Sequence[str], first_line: int, allow_missing: bool
+    path: Path,
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    first_line: int,
+    allow_missing: bool,
 ) -> np.ndarray:
     """Convert the coordinate columns of a chunk to float64, with a precise error otherwise."""
+    import pandas as pd
+
     block = frame[list(columns)]
     for column in columns:
         series = block[column]
@@ -212,6 +225,8 @@ def _numeric_block(
 
 def _reader(path: Path, sep: str, chunksize: int | None):
     """A pandas reader that keeps every line (blank lines are errors, not skipped)."""
+    import pandas as pd
+
     return pd.read_csv(
         path,
         sep=sep,
@@ -268,6 +283,9 @@ def read_landmarks(
     path = Path(path)
     header = _read_header(path, "\t")
     n_points = _parse_point_header(path, header, prefix)
+    plain = _read_landmarks_native(path, n_points)
+    if plain is not None:
+        return plain
     n_rows = _count_data_lines(path)
     points = np.empty((n_rows, n_points, 2), dtype=np.float32)
     try:
@@ -279,6 +297,129 @@ def read_landmarks(
     return Landmarks(names, points[: len(names)])
 
 
+def _read_landmarks_native(path: Path, n_points: int) -> Landmarks | None:
+    """A plain landmarks file read by the C reader (two threads), or None for the other paths.
+
+    Plain: printable-ASCII names, distinct; every value a plain decimal within
+    MAX_COORDINATE (no empty cell); every line ended. The float32 values are the correctly
+    rounded doubles cast to float32, as pandas' float32 columns give.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ensemble.blend import native
+
+    lib = native.library()
+    if lib is None:
+        return None
+    buffer = native.read_bytes(path)
+    if len(buffer) == 0 or buffer[-1] != 10:
+        return None
+    start = native.body_start(lib, buffer)
+    cuts = native.split_rows(lib, buffer, start, 2 if len(buffer) - start > 1 << 23 else 1)
+    counts = [native.count_lines(lib, buffer, a, b) for a, b in itertools.pairwise(cuts)]
+    rows = sum(counts)
+    if rows == 0:
+        return None
+    points = np.empty((rows, n_points, 2), dtype=np.float32)
+    name_starts = np.empty(rows, dtype=np.int64)
+    name_ends = np.empty(rows, dtype=np.int64)
+    firsts = np.cumsum([0, *counts])
+    address = native.address
+
+    def parse(part: int) -> bool:
+        count, first = counts[part], int(firsts[part])
+        if count == 0:
+            return True
+        return cuts[part + 1] == lib.ens_parse_landmarks(
+            address(buffer),
+            cuts[part],
+            cuts[part + 1],
+            2 * n_points,
+            count,
+            address(points) + first * 2 * n_points * 4,
+            address(name_starts) + first * 8,
+            address(name_ends) + first * 8,
+            MAX_COORDINATE,
+        )
+
+    with ThreadPoolExecutor(len(counts)) as pool:
+        if not all(pool.map(parse, range(len(counts)))):
+            return None
+    names = native.gather_names(lib, buffer, name_starts, name_ends)
+    if names.first_duplicate(lib) >= 0:
+        return None  # the checking path names the line
+    return Landmarks(names.to_numpy(), points)
+
+
+def read_landmarks_header(path: str | Path, prefix: str = "Point_M") -> int:
+    """Check a landmarks TSV's header (as `read_landmarks` does) and return its N points."""
+    path = Path(path)
+    return _parse_point_header(path, _read_header(path, "\t"), prefix)
+
+
+def read_landmarks_at(
+    path: str | Path, file_names: Sequence[str], indices: np.ndarray, prefix: str = "Point_M"
+) -> np.ndarray | None:
+    """The points `indices` (n, K) of the rows named `file_names` of a landmarks TSV.
+
+    Returns (n, K, 2) float64 (NaN where an index is negative: ragged padding), like
+    `gather_points(read_landmarks(path).points, indices)` on rows in `file_names` order, with
+    every value of the file checked the same way, but without holding all the points (a
+    full-size truth file is 734 MB of text and 775 MB of float32). The C reader takes it when
+    the file is plain and its rows are exactly `file_names` in that order (two threads, half
+    the rows each); otherwise this returns None, and `read_landmarks` reads the file (and
+    names any problem).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ensemble.blend import native
+
+    path = Path(path)
+    n_points = _parse_point_header(path, _read_header(path, "\t"), prefix)
+    lib = native.library()
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    rows, k = indices.shape
+    if lib is None or rows == 0 or rows != len(file_names):
+        return None
+    buffer = native.read_bytes(path)
+    if len(buffer) == 0 or buffer[-1] != 10:
+        return None
+    reference = native.Names(*native.names_from_strings(list(file_names)))
+    out = np.empty((rows, k, 2), dtype=np.float64)
+    halves = [(0, rows // 2), (rows // 2, rows)] if rows > 1 else [(0, rows)]
+    address = native.address
+
+    def parse(half: tuple[int, int]) -> bool:
+        first, stop = half
+        start = native.body_start(lib, buffer)
+        if first:
+            start = lib.ens_offset_after_lines(address(buffer), start, len(buffer), first)
+            if start < 0:
+                return False
+        scratch = np.empty(2 * n_points, dtype=np.float32)
+        end = lib.ens_parse_landmarks_at(
+            address(buffer),
+            start,
+            len(buffer),
+            2 * n_points,
+            stop - first,
+            address(indices) + 4 * first * k,
+            k,
+            address(out) + 8 * first * k * 2,
+            address(scratch),
+            address(reference.data),
+            address(reference.offsets),
+            first,
+            MAX_COORDINATE,
+        )
+        return end >= 0 and (stop < rows or end == len(buffer))
+
+    with ThreadPoolExecutor(len(halves)) as pool:
+        if not all(pool.map(parse, halves)):
+            return None
+    return out
+
+
 class _NeedsSlowPath(Exception):
     """The fast reader met something it cannot describe precisely."""
 
@@ -286,6 +427,8 @@ class _NeedsSlowPath(Exception):
 def _fill_landmarks_fast(
     path: Path, header: list[str], points: np.ndarray, allow_missing: bool
 ) -> np.ndarray:
+    import pandas as pd
+
     types = {column: np.float32 for column in header[1:]}
     types[FILE_COLUMN] = str
     names, row = [], 0
@@ -333,6 +476,8 @@ def _landmark_values_ok(values: np.ndarray, allow_missing: bool) -> bool:
 def _fill_landmarks_checked(
     path: Path, header: list[str], points: np.ndarray, allow_missing: bool
 ) -> np.ndarray:
+    import pandas as pd
+
     names: list[str] = []
     seen: dict[str, int] = {}
     row = 0
@@ -365,6 +510,8 @@ class LandmarksWriter:
 
     def write(self, file_names: Sequence[str], points: np.ndarray) -> None:
         """Append rows: `points` has shape (len(file_names), N, 2)."""
+        import pandas as pd
+
         points = np.asarray(points, dtype=np.float64)
         if points.shape != (len(file_names), self._n_points, 2):
             raise ValueError(f"points shape {points.shape} does not fit {self._n_points} points")
@@ -442,9 +589,11 @@ def read_test_points(
 ) -> TestPoints:
     """Read `test_points.csv` (`file_name`, `point_index_list` like `[742, 385, ...]`).
 
-    Parses the list literals vectorised (no `eval`). Indices must be distinct within a row and,
-    when `n_points` is given, lie in [0, n_points). Rows must all have the same number of
-    indices unless `ragged`, in which case short rows are padded with -1.
+    A plain file (printable-ASCII names, lists like `[1, 2, 3]`) is parsed by the C reader of
+    `ensemble.blend.native`; anything else by pandas, the list literals vectorised with pyarrow
+    (no `eval`). Indices must be distinct within a row and, when `n_points` is given, lie in
+    [0, n_points). Rows must all have the same number of indices unless `ragged`, in which
+    case short rows are padded with -1.
     """
     path = Path(path)
     header = _read_header(path, "\t")
@@ -452,6 +601,15 @@ def read_test_points(
         raise InputError(
             path, f"header must be '{FILE_COLUMN}<TAB>{POINTS_COLUMN}', found {header!r}", 1
         )
+    plain = _read_test_points_native(path, n_points)
+    if plain is not None:
+        names, flat, counts, checked = plain
+        indices = _rows_from_flat(path, flat, counts, ragged)
+        if not checked:  # an index out of range or repeated: the message
+            _check_index_rows(path, indices, n_points)
+        return TestPoints(names, np.asarray(indices, dtype=np.int32))
+    import pandas as pd
+
     try:
         frame = _reader(path, "\t", None)
         frame = frame.astype({POINTS_COLUMN: str}) if len(frame) else frame
@@ -473,6 +631,54 @@ def read_test_points(
     indices = _rows_from_flat(path, flat, counts, ragged)
     _check_index_rows(path, indices, n_points)
     return TestPoints(frame[FILE_COLUMN].to_numpy(dtype=object), indices.astype(np.int32))
+
+
+def _read_test_points_native(path: Path, n_points: int | None) -> tuple | None:
+    """(names, flat indices, count per row, checked) of a plain test_points.csv, or None.
+
+    Plain: printable-ASCII names, distinct; lists `[i, j, ...]` of 1-9 digit indices separated
+    by `, ` or `,`; every line ended. Anything else is left to the pandas path, which names
+    the problem. `checked`: every index is below `n_points` (when given) and distinct within
+    its row.
+    """
+    from ensemble.blend import native
+
+    lib = native.library()
+    if lib is None:
+        return None
+    buffer = native.read_bytes(path)
+    if len(buffer) == 0 or buffer[-1] != 10:
+        return None
+    start = native.body_start(lib, buffer)
+    rows = native.count_lines(lib, buffer, start)
+    if rows == 0:
+        return None
+    flat = np.empty((len(buffer) - start) // 2 + 1, dtype=np.int32)  # an index takes 2+ bytes
+    counts = np.empty(rows, dtype=np.int32)
+    name_starts = np.empty(rows, dtype=np.int64)
+    name_ends = np.empty(rows, dtype=np.int64)
+    address = native.address
+    parsed = lib.ens_parse_test_points(
+        address(buffer),
+        start,
+        len(buffer),
+        rows,
+        address(flat),
+        len(flat),
+        address(counts),
+        address(name_starts),
+        address(name_ends),
+    )
+    if parsed != rows:
+        return None
+    names = native.gather_names(lib, buffer, name_starts, name_ends)
+    if names.first_duplicate(lib) >= 0:
+        return None
+    flat = flat[: int(counts.sum(dtype=np.int64))]
+    bound = int(flat.max()) + 1 if n_points is None else n_points
+    stamp = np.full(bound, -1, dtype=np.int64)
+    bad = lib.ens_first_bad_index_row(address(flat), address(counts), rows, bound, address(stamp))
+    return names.to_numpy(), flat, counts, bad < 0
 
 
 def _rows_from_flat(path: Path, flat: np.ndarray, counts: np.ndarray, ragged: bool) -> np.ndarray:

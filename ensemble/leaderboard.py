@@ -6,12 +6,21 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from ensemble.errors import InputError
-from ensemble.formats import read_landmarks, read_submission, read_test_points
-from ensemble.scores_table import KNOWN, read_scores, write_scores
-from ensemble.scoring import LeaderboardScore, score_submission
+from ensemble.formats import (
+    gather_points,
+    read_landmarks,
+    read_landmarks_at,
+    read_landmarks_header,
+    read_submission,
+    read_test_points,
+)
+from ensemble.scoring import LeaderboardScore, score_values
+
+# pandas (scores.csv) is imported by record_scores only: `ens score` without --scores starts
+# without it.
 
 
 def hidden_truth(data_dir: str | Path) -> tuple:
@@ -33,18 +42,46 @@ def hidden_truth(data_dir: str | Path) -> tuple:
     return test_points, truth.points[[position[name] for name in test_points.file_names]]
 
 
+def hidden_truth_values(data_dir: str | Path) -> tuple:
+    """test_points and the hidden truth at its requested points (n, K, 2), rows aligned.
+
+    Reads only what scoring needs when the truth file is plain and in test_points' order
+    (`read_landmarks_at`); otherwise as `hidden_truth`, with the same checks and messages.
+    """
+    data = Path(data_dir)
+    truth_path = data / "test" / "landmarks.csv"
+    if not truth_path.is_file():
+        return _gathered(*hidden_truth(data))  # raises: no truth here
+    header = read_landmarks_header(truth_path)
+    try:
+        test_points = read_test_points(data / "test" / "test_points.csv", n_points=header)
+    except InputError:
+        hidden_truth(data)  # a problem of the truth file is reported first, as always
+        raise
+    values = read_landmarks_at(truth_path, test_points.file_names, test_points.indices)
+    if values is None:
+        return _gathered(*hidden_truth(data))
+    return test_points, values
+
+
+def _gathered(test_points, truth: np.ndarray) -> tuple:
+    return test_points, gather_points(truth, test_points.indices)
+
+
 def score_files(paths: Sequence[str | Path], data_dir: str | Path) -> list[LeaderboardScore]:
     """Public/private scores of each submission file."""
-    test_points, truth = hidden_truth(data_dir)
-    return [
-        score_submission(read_submission(path), test_points, truth, str(path)) for path in paths
-    ]
+    test_points, truth = hidden_truth_values(data_dir)
+    return [score_values(read_submission(path), test_points, truth, str(path)) for path in paths]
 
 
 def record_scores(
     scores_path: str | Path, paths: Sequence[str | Path], results: Sequence[LeaderboardScore]
 ) -> None:
     """Fill public/private of the rows of scores.csv whose submission is one of `paths`."""
+    import pandas as pd
+
+    from ensemble.scores_table import KNOWN, read_scores, write_scores
+
     scores_path = Path(scores_path)
     if scores_path.is_file():
         frame = read_scores(scores_path)

@@ -1,19 +1,13 @@
 """Blending submissions: score-based weights, fitted weights, combiners, fast aligned I/O.
 
-The public API lives in `ensemble.blend.api` and is re-exported here.
+The public API lives in `ensemble.blend.api` and is re-exported here, imported on first use:
+the readers (`ensemble.blend.io`, `ensemble.blend.native`) are needed by every command that
+reads a submission, and should not pull in the fitting code with them.
 """
 
-from ensemble.blend.api import (
-    BlendResult,
-    FitReport,
-    blend_from_scores,
-    blend_runs,
-    blend_submissions,
-    fit_runs,
-    fit_weights,
-    weights_from_scores,
-    weights_path_for,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 __all__ = [
     "BlendResult",
@@ -26,3 +20,24 @@ __all__ = [
     "weights_from_scores",
     "weights_path_for",
 ]
+
+if TYPE_CHECKING:
+    from ensemble.blend.api import (
+        BlendResult,
+        FitReport,
+        blend_from_scores,
+        blend_runs,
+        blend_submissions,
+        fit_runs,
+        fit_weights,
+        weights_from_scores,
+        weights_path_for,
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name in __all__:
+        from ensemble.blend import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'ensemble.blend' has no attribute '{name}'")

@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,11 +24,16 @@ from ensemble.atomic import atomic_open, check_output
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
 from ensemble.blend.fit import FittedWeights, blend_points, fit_weights
 from ensemble.blend.io import SubmissionSet, align_order, read_aligned, write_values
-from ensemble.blend.weights import WeightTable, weights_from_scores
 from ensemble.errors import InputError
 from ensemble.formats import gather_points, point_columns, read_test_points
-from ensemble.runs import RunFolder, align_predictions, data_dir_of, find_runs, truth_for
 from ensemble.scoring import validation_score
+
+if TYPE_CHECKING:
+    from ensemble.blend.weights import WeightTable, weights_from_scores
+    from ensemble.runs import RunFolder
+
+# Imported where used: the weights from scores.csv (pandas) and the run folders (npz loading)
+# are not needed by a plain `ens blend a.csv b.csv`, which should start fast.
 
 __all__ = [
     "BlendResult",
@@ -83,9 +89,12 @@ def blend_submissions(
     chosen = [p for p, keep in zip(paths, used, strict=True) if keep]
     submissions = SubmissionSet(chosen)
     stream = (item.values for item in submissions.iter_values())
-    if combine == "mean":
-        columns = weighted_mean(stream, raw[used] / raw.sum())
-    else:
+    weights = raw[used] / raw.sum()
+    # every file plain, rows in the same order: summed in one compiled pass over each file
+    columns = submissions.weighted_sum(weights) if combine == "mean" else None
+    if columns is None and combine == "mean":
+        columns = weighted_mean(stream, weights)
+    elif columns is None:
         first = next(stream)
         stack = np.empty((len(chosen), *first.shape))
         stack[0] = first
@@ -93,7 +102,7 @@ def blend_submissions(
             stack[number] = values
         columns = combine_stack(stack, combine, trim)
     if output is not None:
-        write_values(output, submissions.header, submissions.file_names_arrow, columns, decimals)
+        write_values(output, submissions.header, submissions.names_for_writing, columns, decimals)
     return BlendResult(submissions.file_names, columns)
 
 
@@ -113,6 +122,8 @@ def blend_from_scores(
     decimals: int = 4,
 ) -> tuple[WeightTable, BlendResult]:
     """Weight the submissions of scores.csv (see `weights_from_scores`) and blend them."""
+    from ensemble.blend.weights import weights_from_scores
+
     table = weights_from_scores(
         scores_path,
         submissions,
@@ -175,6 +186,8 @@ def fit_runs(
 
     The truth comes from `data_dir` (default: the `data` of the runs' config.toml).
     """
+    from ensemble.runs import align_predictions, data_dir_of, find_runs, truth_for
+
     runs = find_runs(runs_dir)
     data = Path(data_dir) if data_dir is not None else data_dir_of(runs)
     if data is None:
@@ -261,3 +274,11 @@ def _test_values(run: RunFolder, test_points, test_points_path: Path, n_points: 
             )
         return columns.T.reshape(len(reference), -1, 2)
     raise InputError(run.path, "neither test_predictions.npz nor submission.csv to blend")
+
+
+def __getattr__(name: str) -> object:
+    if name == "weights_from_scores":  # re-exported, imported on first use (pandas)
+        from ensemble.blend.weights import weights_from_scores
+
+        return weights_from_scores
+    raise AttributeError(f"module 'ensemble.blend.api' has no attribute '{name}'")

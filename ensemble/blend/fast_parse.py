@@ -1,6 +1,6 @@
 """A compiled reader for the common case of a submission: plain decimals, nothing unusual.
 
-`parse_plain` reads a submission body in one pass (numba, no GIL held) when every row is
+`parse_plain` reads a submission body in one pass (compiled, no GIL held) when every row is
 `name,v1,...,vN` with a non-empty unquoted name and every value a plain decimal of at most 15
 significant digits and magnitude at most `limit` (`-12.3456`: no exponent, no empty cell, no
 spaces; a larger value goes to the general reader, which names it), each line ends with
@@ -8,159 +8,122 @@ spaces; a larger value goes to the general reader, which names it), each line en
 and 10^k exact, so one division gives the correctly rounded double: the same number pyarrow,
 pandas or `float()` give. Anything else (and every malformed file) makes it return None, and
 the caller takes the general pyarrow path, which handles it or names the file and line of the
-problem. The compiled code is cached on disk by numba after the first call.
+problem.
+
+The reader is the C library of `ensemble.blend.native` (printable-ASCII names only; loading it
+takes about 1 ms); where that library cannot be built, numba's (`_numba_parse`; any UTF-8
+name; importing numba and loading its cached code takes 0.3-0.6 s of every process).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-from numba import njit
 
-_MAX_DIGITS = 15  # m < 10^15 < 2^53: exact in a double
-_POWERS_OF_TEN = np.array([10.0**k for k in range(23)])  # exact up to 10^22
+from ensemble.blend import native
+from ensemble.blend.native import Names
 
-
-@dataclass(frozen=True)
-class PlainNames:
-    """File names as the UTF-8 bytes of all names and each name's start (plus the end)."""
-
-    data: np.ndarray
-    offsets: np.ndarray
-
-    def to_arrow(self) -> pa.Array | None:
-        """The names as an arrow string array; None when they are not valid UTF-8."""
-        array = pa.LargeStringArray.from_buffers(
-            len(self.offsets) - 1, pa.py_buffer(self.offsets), pa.py_buffer(self.data)
-        )
-        try:
-            array.validate(full=True)
-        except pa.ArrowInvalid:
-            return None
-        return array.cast(pa.string())
+_SPLIT_BYTES = 1 << 22  # files above 4 MiB are parsed by two threads, half the rows each
 
 
 @dataclass(frozen=True)
 class PlainSubmission:
-    """A submission read by the compiled reader: its file names and (values, rows) float64."""
+    """A submission read by the compiled reader: its file names and (values, rows) float64.
 
-    names: PlainNames
-    values: np.ndarray
-
-
-@njit(nogil=True, cache=True)
-def _count_lines(buffer, start):
-    """Line ends from `start` on."""
-    lines = 0
-    for position in range(start, len(buffer)):
-        if buffer[position] == 10:
-            lines += 1
-    return lines
-
-
-@njit(inline="always")
-def _digit_run(buffer, position, mantissa):
-    """Append the ASCII digits from `position` to `mantissa`; (mantissa, first non-digit)."""
-    digit = np.uint64(buffer[position]) - np.uint64(48)
-    while digit < 10:
-        mantissa = mantissa * np.uint64(10) + digit
-        position += 1
-        digit = np.uint64(buffer[position]) - np.uint64(48)
-    return mantissa, position
-
-
-@njit(nogil=True, cache=True)
-def _parse(buffer, start, values, name_starts, name_ends, powers, max_digits, limit):
-    """Rows parsed into values (values, rows) and name spans; -1 at anything not plain.
-
-    The buffer ends with a line end, so no scan inside a row can run past it.
+    `ascii_names`: the names are known to be printable ASCII and not blank (the C reader
+    checks it); otherwise (numba's reader) they may still be non-UTF-8 or blank.
     """
-    n_values, capacity = values.shape
-    end = len(buffer)
-    position = start
-    row = 0
-    while position < end:
-        if row == capacity:
-            return -1
-        name_starts[row] = position
-        byte = buffer[position]
-        while byte != 44:  # ,
-            if byte == 10 or byte == 13 or byte == 34:  # line end or quote
-                return -1
-            position += 1
-            byte = buffer[position]
-        if position == name_starts[row]:
-            return -1
-        name_ends[row] = position
-        position += 1
-        for column in range(n_values):
-            negative = buffer[position] == 45  # -
-            if negative:
-                position += 1
-            mantissa, end_of_digits = _digit_run(buffer, position, np.uint64(0))
-            digits = end_of_digits - position
-            position = end_of_digits
-            decimals = 0
-            if buffer[position] == 46:  # .
-                mantissa, end_of_digits = _digit_run(buffer, position + 1, mantissa)
-                decimals = end_of_digits - position - 1
-                digits += decimals
-                position = end_of_digits
-            if digits == 0 or digits > max_digits:
-                return -1
-            number = np.float64(mantissa) / powers[decimals]
-            if number > limit:
-                return -1
-            values[column, row] = -number if negative else number
-            byte = buffer[position]
-            if column < n_values - 1:
-                if byte != 44:
-                    return -1
-            elif byte == 13:
-                position += 1
-                if buffer[position] != 10:
-                    return -1
-            elif byte != 10:
-                return -1
-            position += 1
-        row += 1
-    return row
 
-
-@njit(nogil=True, cache=True)
-def _gather_names(buffer, name_starts, name_ends, out, offsets):
-    """Copy the names' bytes into one array, with each name's start offset (and the end)."""
-    cursor = 0
-    for row in range(len(name_starts)):
-        offsets[row] = cursor
-        for position in range(name_starts[row], name_ends[row]):
-            out[cursor] = buffer[position]
-            cursor += 1
-    offsets[len(name_starts)] = cursor
+    names: Names
+    values: np.ndarray
+    ascii_names: bool = True
 
 
 def parse_plain(path: Path, n_values: int, limit: float) -> PlainSubmission | None:
     """Read a plain submission (see the module docstring), or None to use the general reader."""
-    buffer = np.fromfile(path, dtype=np.uint8)
-    line_end = np.flatnonzero(buffer[: 1 << 20] == 10)
-    if len(line_end) == 0 or len(buffer) == 0 or buffer[-1] != 10:
+    lib = native.library()
+    if lib is None:
+        from ensemble.blend._numba_parse import parse_numba
+
+        parsed = parse_numba(path, n_values, limit)
+        if parsed is None:
+            return None
+        data, offsets, values = parsed
+        return PlainSubmission(Names(data, offsets), values, ascii_names=False)
+    buffer = native.read_bytes(path)
+    if len(buffer) == 0 or buffer[-1] != 10:
         return None
-    start = int(line_end[0]) + 1
-    capacity = _count_lines(buffer, start)
+    capacity = native.count_lines(lib, buffer, native.body_start(lib, buffer))
     if capacity == 0:
         return None
     values = np.empty((n_values, capacity), dtype=np.float64)
     name_starts = np.empty(capacity, dtype=np.int64)
     name_ends = np.empty(capacity, dtype=np.int64)
-    parsed = _parse(
-        buffer, start, values, name_starts, name_ends, _POWERS_OF_TEN, _MAX_DIGITS, limit
-    )
-    if parsed != capacity:
+    if not parse_rows(lib, buffer, values, name_starts, name_ends, limit):
         return None
-    name_bytes = np.empty(int((name_ends - name_starts).sum()), dtype=np.uint8)
-    offsets = np.empty(capacity + 1, dtype=np.int64)
-    _gather_names(buffer, name_starts, name_ends, name_bytes, offsets)
-    return PlainSubmission(PlainNames(name_bytes, offsets), values)
+    return PlainSubmission(native.gather_names(lib, buffer, name_starts, name_ends), values)
+
+
+def row_halves(rows: int, size: int) -> list[tuple[int, int]]:
+    """Rows [first, stop) of the two threads that parse a file of `size` bytes (one if small)."""
+    return [(0, rows // 2), (rows // 2, rows)] if rows > 1 and size > _SPLIT_BYTES else [(0, rows)]
+
+
+def row_start(lib, buffer: np.ndarray, first_row: int) -> int:
+    """The offset of body row `first_row` (0: the line after the header), or -1."""
+    start = native.body_start(lib, buffer)
+    if first_row:
+        start = lib.ens_offset_after_lines(native.address(buffer), start, len(buffer), first_row)
+    return int(start)
+
+
+def parse_rows(
+    lib,
+    buffer: np.ndarray,
+    values: np.ndarray,
+    name_starts: np.ndarray,
+    name_ends: np.ndarray,
+    limit: float,
+    pool: ThreadPoolExecutor | None = None,
+    weight: float | None = None,
+) -> bool:
+    """Parse every body row of `buffer` into values (values, rows) and the name spans.
+
+    Two threads take half the rows each (on `pool` if given). With `weight`, each thread
+    multiplies its values by it. False when the file is not plain or has other rows.
+    """
+    n_values, rows = values.shape
+    address = native.address
+
+    def half(rows_range: tuple[int, int]) -> bool:
+        first, stop = rows_range
+        start = row_start(lib, buffer, first)
+        if start < 0:
+            return False
+        end = lib.ens_parse_submission(
+            address(buffer),
+            start,
+            len(buffer),
+            n_values,
+            stop - first,
+            address(values) + 8 * first,
+            rows,
+            address(name_starts) + 8 * first,
+            address(name_ends) + 8 * first,
+            limit,
+        )
+        if weight is not None:
+            part = values[:, first:stop]
+            np.multiply(part, weight, out=part)
+        return end >= 0 and (stop < rows or end == len(buffer))
+
+    halves = row_halves(rows, len(buffer))
+    if len(halves) == 1:
+        return half(halves[0])
+    if pool is not None:
+        return all(pool.map(half, halves))
+    with ThreadPoolExecutor(len(halves)) as own:
+        return all(own.map(half, halves))

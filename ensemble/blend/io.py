@@ -1,14 +1,16 @@
 """Fast, validating, row-aligned reading of many submissions, and a fast submission writer.
 
-Submissions are parsed two files at a time on two threads into column-major float64 arrays
-(values, rows): plain files (the usual case) by the compiled reader of `fast_parse`, anything
-else by pyarrow. Every file is checked: it is UTF-8 text (a leading byte-order mark is
-skipped); the header is a submission header and equals the first file's; the file names are
-non-empty, unique, free of commas, quotes and line ends once unquoted (CSV quotes are read),
-and the same set as the first file's (rows are reordered to the first file's order when they
-differ); every value is an empty cell or a plausible pixel coordinate (finite, magnitude at
-most `MAX_COORDINATE`); every row has the header's column count. Problems raise `InputError`
-naming the file and the line (header = line 1).
+Submissions are parsed into column-major float64 arrays (values, rows): plain files (the usual
+case) by the compiled reader of `fast_parse` (two threads, half the rows each, for a large
+file), anything else by pyarrow, two files at a time. A mean blend of plain files in one row
+order is summed in one compiled pass over each file (`SubmissionSet.weighted_sum`). pyarrow
+and pandas are imported only when a file needs them. Every file is checked: it is UTF-8 text
+(a leading byte-order mark is skipped); the header is a submission header and equals the
+first file's; the file names are non-empty, unique, free of commas, quotes and line ends once
+unquoted (CSV quotes are read), and the same set as the first file's (rows are reordered to
+the first file's order when they differ); every value is an empty cell or a plausible pixel
+coordinate (finite, magnitude at most `MAX_COORDINATE`); every row has the header's column
+count. Problems raise `InputError` naming the file and the line (header = line 1).
 
 Empty cells (NaN) are the padding of ragged submissions (Kaggle Facial Keypoints: an image
 asks for fewer points than the widest row): in every row they must be a run of whole (X, Y)
@@ -18,22 +20,26 @@ aligning the rows. Blends keep them empty.
 
 from __future__ import annotations
 
-import csv
-import io
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from ensemble.atomic import atomic_path
-from ensemble.blend.fast_format import format_plain
-from ensemble.blend.fast_parse import PlainSubmission, parse_plain
+from ensemble.blend import native
+from ensemble.blend.fast_format import MAX_DECIMALS, as_names, format_plain
+from ensemble.blend.fast_parse import (
+    PlainSubmission,
+    parse_plain,
+    parse_rows,
+    row_halves,
+    row_start,
+)
+from ensemble.blend.native import Names
 from ensemble.errors import InputError
 from ensemble.formats import (
     FILE_COLUMN,
@@ -46,8 +52,15 @@ from ensemble.formats import (
     value_problem,
 )
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow and pandas are imported only by the general path (files the compiled reader leaves
+# to them, rows in another order, errors): 0.25 s of start-up a plain blend does not pay.
+
 _BLOCK_SIZE = 1 << 20  # pyarrow parses 1 MiB blocks fastest here (cache-sized)
 _WORKERS = 2
+_WRITE_ROWS = 2048  # rows a block of the compiled writer (about 1 MB of text)
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,9 @@ def _unquote(field: str) -> str:
 
 def _read_table(path: Path, header: list[str]) -> pa.Table:
     """Parse the body with pyarrow; any parse problem is located precisely by `diagnose`."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     read_options = pacsv.ReadOptions(
         column_names=header, skip_rows=1, use_threads=False, block_size=_BLOCK_SIZE
     )
@@ -132,6 +148,8 @@ def _read_table(path: Path, header: list[str]) -> pa.Table:
 
 def _reject_blank_lines(path: Path, table: pa.Table) -> None:
     """A blank line parses as an empty name with empty values: reject it as a blank line."""
+    import pyarrow.compute as pc
+
     blank = pc.equal(table.column(0), "")
     for j in range(1, table.num_columns):
         blank = pc.and_(blank, table.column(j).is_null())
@@ -142,6 +160,8 @@ def _reject_blank_lines(path: Path, table: pa.Table) -> None:
 
 def _reject_unwritable_names(path: Path, names: pa.ChunkedArray) -> None:
     """A name with a comma, a quote or a line end (read from quotes) cannot be written back."""
+    import pyarrow.compute as pc
+
     bad = pc.match_substring_regex(names, '[,"\r\n]')
     if pc.any(bad).as_py():
         row = pc.index(bad, True).as_py()
@@ -154,6 +174,8 @@ def _reject_unwritable_names(path: Path, names: pa.ChunkedArray) -> None:
 
 def _fields(path: Path, line: str, line_number: int) -> list[str]:
     """The CSV fields of one line (quotes read); [""] for a blank line."""
+    import csv
+
     try:
         return next(csv.reader([line.rstrip("\r\n")], strict=True), [""]) or [""]
     except csv.Error as error:
@@ -317,6 +339,10 @@ def check_same_empty(
 
 def _check_names(path: Path, names: pa.Array | np.ndarray) -> None:
     """Reject empty and duplicate file names."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     arrow_names = names if isinstance(names, pa.Array) else pa.array(names, type=pa.string())
     blank = pc.equal(pc.utf8_trim_whitespace(arrow_names), "")
     if pc.any(blank).as_py():
@@ -336,6 +362,8 @@ def align_order(
     path: Path, names: np.ndarray, reference: np.ndarray, reference_label: str
 ) -> np.ndarray:
     """Row indices that put `names` (of `path`) in `reference` order; the sets must match."""
+    import pandas as pd
+
     _check_names(path, names)
     position = pd.Index(names).get_indexer(reference)
     missing = np.flatnonzero(position < 0)
@@ -377,9 +405,104 @@ class SubmissionSet:
                     f"{len(self.header) - 1}: all submissions must share one header",
                     1,
                 )
-        self.file_names: np.ndarray | None = None
-        self.file_names_arrow: pa.Array | None = None
+        self._names: Names | None = None  # the first file's names, when it was read plain
+        self._arrow: pa.Array | None = None  # ... as an arrow array (read by pyarrow, or made)
+        self._file_names: np.ndarray | None = None
         self.empty: np.ndarray | None = None  # the first file's empty cells, once read
+
+    @property
+    def file_names(self) -> np.ndarray | None:
+        """The first file's names (object array of str), once its values were yielded."""
+        if self._file_names is None:
+            if self._names is not None:
+                self._file_names = self._names.to_numpy()
+            elif self._arrow is not None:
+                self._file_names = self._arrow.to_numpy(zero_copy_only=False)
+        return self._file_names
+
+    @property
+    def file_names_arrow(self) -> pa.Array | None:
+        """The first file's names as an arrow string array."""
+        if self._arrow is None and self._names is not None:
+            import pyarrow as pa
+
+            self._arrow = pa.array(self._names.to_list(), type=pa.string())
+        return self._arrow
+
+    @property
+    def names_for_writing(self) -> Names | pa.Array | None:
+        """The first file's names in the form `write_values` writes fastest."""
+        return self._names if self._names is not None else self._arrow
+
+    def weighted_sum(self, weights: np.ndarray) -> np.ndarray | None:
+        """Sum of weights[i] * file i's values, (values, rows), in one compiled pass per file.
+
+        The common case of a mean blend: every file plain (see `fast_parse`) with its rows in
+        the first file's order. Two threads take half the rows each, every file in input
+        order, so each value is summed in the same order, to the same bits, as
+        `weighted_mean` over `iter_values` (each product rounded, then added). None, with
+        nothing set, when the C library is missing or a file is not plain or in another
+        order: then `iter_values` reads what is not plain, aligns rows and names problems.
+        """
+        lib = native.library()
+        if lib is None or len(weights) != len(self.paths):
+            return None
+        try:
+            buffers = [native.read_bytes(path) for path in self.paths]
+        except OSError:
+            return None
+        if any(len(buffer) == 0 or buffer[-1] != 10 for buffer in buffers):
+            return None
+        n_values = len(self.header) - 1
+        rows = native.count_lines(lib, buffers[0], native.body_start(lib, buffers[0]))
+        if rows == 0:
+            return None
+        total = np.empty((n_values, rows), dtype=np.float64)
+        name_starts = np.empty(rows, dtype=np.int64)
+        name_ends = np.empty(rows, dtype=np.int64)
+        address = native.address
+
+        def other_files(half: tuple[int, int], names: Names) -> bool:
+            first_row, stop_row = half
+            scratch = np.empty(native.ACCUMULATE_BLOCK * n_values, dtype=np.float64)
+            for buffer, weight in zip(buffers[1:], weights[1:], strict=True):
+                start = row_start(lib, buffer, first_row)
+                if start < 0:
+                    return False
+                end = lib.ens_accumulate_submission(
+                    address(buffer),
+                    start,
+                    len(buffer),
+                    n_values,
+                    stop_row - first_row,
+                    address(total) + 8 * first_row,
+                    rows,
+                    float(weight),
+                    address(names.data),
+                    address(names.offsets),
+                    first_row,
+                    MAX_COORDINATE,
+                    address(scratch),
+                )
+                if end < 0 or (stop_row == rows and end != len(buffer)):
+                    return False
+            return True
+
+        halves = row_halves(rows, len(buffers[0]))
+        with ThreadPoolExecutor(len(halves)) as pool:
+            first = buffers[0]
+            ok = parse_rows(
+                lib, first, total, name_starts, name_ends, MAX_COORDINATE, pool, weights[0]
+            )
+            if not ok:
+                return None
+            names = native.gather_names(lib, first, name_starts, name_ends)
+            if names.first_duplicate(lib) >= 0:
+                return None
+            if not all(pool.map(lambda half: other_files(half, names), halves)):
+                return None
+        self._names = names
+        return total
 
     def _load(self, path: Path) -> PlainSubmission | pa.Table:
         """The compiled reader's result for a plain file, else pyarrow's table."""
@@ -388,17 +511,32 @@ class SubmissionSet:
 
     def _align_loaded(self, path: Path, loaded: PlainSubmission | pa.Table) -> SubmissionValues:
         if isinstance(loaded, PlainSubmission):
-            names = loaded.names.to_arrow()
-            if names is not None:
-                plain = loaded.values  # plain values are finite and within MAX_COORDINATE
-                return self._align(
-                    path, names, lambda order: (plain if order is None else plain[:, order], None)
-                )
+            if loaded.ascii_names or loaded.names.is_utf8():
+                return self._align_plain(path, loaded)
             loaded = _read_table(path, self.header)  # names not UTF-8: pyarrow says where
         table = loaded
         return self._align(
             path, table.column(0).combine_chunks(), lambda order: _values(path, table, order)
         )
+
+    def _align_plain(self, path: Path, loaded: PlainSubmission) -> SubmissionValues:
+        """A plain file's values in the first file's row order (no empty cells in it).
+
+        Plain values are finite and within MAX_COORDINATE (the compiled reader checked).
+        """
+        names, values = loaded.names, loaded.values
+        if self._names is None and self._arrow is None:  # the first file
+            lib = native.library()
+            if not loaded.ascii_names or lib is None or names.first_duplicate(lib) >= 0:
+                _check_names(path, names.to_numpy())  # blank or repeated: the message
+            self._names = names
+            return SubmissionValues(path, values)
+        order = None
+        if self._names is None or not names.equals(self._names):
+            order = align_order(path, names.to_numpy(), self.file_names, str(self.paths[0]))
+            values = values[:, order]
+        check_same_empty(path, self.header, None, self.empty, self.paths[0], order)
+        return SubmissionValues(path, values)
 
     def _align(
         self,
@@ -410,10 +548,9 @@ class SubmissionSet:
 
         `values_in(order)` gives (values, empty) with rows taken in `order` (None: as read).
         """
-        if self.file_names_arrow is None:
+        if self._names is None and self._arrow is None:  # the first file
             _check_names(path, names)
-            self.file_names_arrow = names
-            self.file_names = names.to_numpy(zero_copy_only=False)
+            self._arrow = names
             values, empty = values_in(None)
             if empty is not None:
                 self._check_empty(path, empty)
@@ -457,38 +594,81 @@ class SubmissionSet:
 def write_values(
     path: str | Path,
     header: list[str],
-    file_names: pa.Array | Sequence[str],
+    file_names: Names | pa.Array | Sequence[str],
     values: np.ndarray,
     decimals: int = 4,
 ) -> None:
     """Write a submission from (values, rows) floats, atomically; rounding is half-to-even.
 
-    Two threads format the two halves of the rows (the compiled writer of `fast_format`, or
-    pyarrow for what it does not cover, with the same bytes); the header is written unquoted.
-    NaN values (ragged padding) are written as empty cells.
+    The compiled writer of `fast_format` formats blocks of rows on two threads while the
+    blocks before them are written (small buffers, reused: no output-sized allocation);
+    what it does not cover pyarrow writes, two halves on two threads, with the same bytes.
+    The header is written unquoted. NaN values (ragged padding) are written as empty cells.
     """
-    values = np.asarray(values, dtype=np.float64)
-    names = file_names if isinstance(file_names, pa.Array) else pa.array(list(file_names))
+    values = np.ascontiguousarray(values, dtype=np.float64)
     n_rows = values.shape[1]
-    if len(names) != n_rows or len(header) != values.shape[0] + 1:
-        raise ValueError(f"values {values.shape} do not fit {len(names)} rows and the header")
-    half = (n_rows + 1) // 2
-    ranges = [(0, half), (half, n_rows)] if n_rows > 1 else [(0, n_rows)]
-    with ThreadPoolExecutor(_WORKERS) as pool:
-        parts = list(pool.map(lambda rows: format_plain(names, values, decimals, *rows), ranges))
-        if any(part is None for part in parts):
-            rounded = format_values(values, decimals)
-            parts = list(pool.map(lambda rows: _arrow_lines(header, names, rounded, *rows), ranges))
+    if len(file_names) != n_rows or len(header) != values.shape[0] + 1:
+        raise ValueError(f"values {values.shape} do not fit {len(file_names)} rows and the header")
+    plain = as_names(file_names) if 0 <= decimals <= MAX_DECIMALS else None
+    head = (",".join(header) + "\n").encode("utf-8")
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write((",".join(header) + "\n").encode("utf-8"))
-        for part in parts:
+        handle.write(head)
+        if plain is not None and _write_plain(handle, plain, values, decimals):
+            return
+        handle.seek(len(head))
+        handle.truncate()
+        half = (n_rows + 1) // 2
+        ranges = [(0, half), (half, n_rows)] if n_rows > 1 else [(0, n_rows)]
+        names = _arrow_names(file_names)
+        rounded = format_values(values, decimals)
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            for part in pool.map(lambda rows: _arrow_lines(header, names, rounded, *rows), ranges):
+                handle.write(part)
+
+
+def _write_plain(handle, names: Names, values: np.ndarray, decimals: int) -> bool:
+    """Write the rows by the compiled writer, blocks of rows formatted ahead on two threads.
+
+    False (part of the rows written) as soon as one block is not plain.
+    """
+    n_rows = values.shape[1]
+    blocks = [(start, min(start + _WRITE_ROWS, n_rows)) for start in range(0, n_rows, _WRITE_ROWS)]
+    with ThreadPoolExecutor(_WORKERS) as pool:
+        pending: deque = deque()
+        for rows in blocks:
+            pending.append(pool.submit(format_plain, names, values, decimals, *rows))
+            if len(pending) > _WORKERS:
+                part = pending.popleft().result()
+                if part is None:
+                    return False
+                handle.write(part)
+        while pending:
+            part = pending.popleft().result()
+            if part is None:
+                return False
             handle.write(part)
+    return True
+
+
+def _arrow_names(file_names: Names | pa.Array | Sequence[str]) -> pa.Array:
+    import pyarrow as pa
+
+    if isinstance(file_names, pa.Array):
+        return file_names
+    if isinstance(file_names, Names):
+        return pa.array(file_names.to_list(), type=pa.string())
+    return pa.array(list(file_names))
 
 
 def _arrow_lines(
     header: list[str], names: pa.Array, rounded: np.ndarray, start: int, stop: int
 ) -> bytes:
     """CSV lines of rows start..stop by pyarrow (no header); NaN becomes an empty cell."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     has_empty = bool(np.isnan(rounded[:, start:stop]).any())
     columns = [names.slice(start, stop - start)]
     columns += [
