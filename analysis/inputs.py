@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ensemble.errors import InputError
+from ensemble.layout import DEFAULT_LAYOUT
 
-DEFAULT_N_POINTS = 971
+DEFAULT_N_POINTS = DEFAULT_LAYOUT.n_points  # where no data says N: the competition's layout
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def resolve_inputs(
         if labels is not None and labels.is_file():
             n_points, source = n_points_from_header(labels), f"header of {labels}"
         else:
-            n_points, source = DEFAULT_N_POINTS, "default (the competition's 971)"
+            n_points = DEFAULT_N_POINTS
+            source = f"default (the competition's {DEFAULT_N_POINTS})"
     if scores is None and runs is not None and (runs / "scores.csv").is_file():
         scores = runs / "scores.csv"
     return Inputs(test_points, n_points, source, scores, runs, data)

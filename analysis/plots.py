@@ -8,8 +8,10 @@ import numpy as np
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import LogFormatter
 from scipy import stats
 
+from analysis.calibration import RMS_PER_SIGMA, RunCalibration
 from analysis.document import fmt_line
 from analysis.leaderboard_fit import ShakeUp, TargetFit
 from analysis.per_point import PointAnalysis, region_errors
@@ -351,4 +353,48 @@ def correlation_plot(analysis: PointAnalysis, path: Path) -> Path:
     axes.set_title("Correlation of the runs' errors\n(lower = more to gain from blending)")
     colorbar = figure.colorbar(image, ax=axes)
     colorbar.set_label("correlation of signed errors")
+    return _save(figure, path)
+
+
+def reliability_plot(runs: list[RunCalibration], path: Path) -> Path:
+    """Predicted sigma (quantile bins) against observed RMS error, log-log, one line per run."""
+    figure = Figure(layout="constrained", figsize=(7.2, 6.2))
+    axes = figure.subplots()
+    values = np.concatenate(
+        [
+            np.concatenate([r.validation.reliability.sigma, r.validation.reliability.rms])
+            for r in runs
+        ]
+    )
+    values = values[np.isfinite(values) & (values > 0)]
+    low, high = (values.min(), values.max()) if len(values) else (1.0, 10.0)
+    low, high = low / 1.4, high * 1.4
+    grid = np.geomspace(low / max(RMS_PER_SIGMA.values()), high, 50)
+    axes.plot(grid, grid, color="grey", lw=1, ls=":", label="RMS = sigma (calibrated Gaussian)")
+    if any(run.kind == "laplace" for run in runs):
+        factor = RMS_PER_SIGMA["laplace"]
+        axes.plot(
+            grid,
+            factor * grid,
+            color="grey",
+            lw=1,
+            ls="--",
+            label="RMS = √2·sigma (calibrated Laplace)",
+        )
+    for run in runs:
+        bins = run.validation.reliability
+        axes.plot(bins.sigma, bins.rms, marker="o", ms=4, lw=1.4, label=f"{run.name} ({run.kind})")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    for axis in (axes.xaxis, axes.yaxis):  # plain numbers (3, 4, 6), not 3 x 10^0
+        axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    axes.set_xlim(low, high)
+    axes.set_ylim(low, high)
+    axes.set_xlabel("predicted sigma (px, root mean square within the bin)")
+    axes.set_ylabel("observed RMS error per coordinate (px)")
+    n_bins = max(len(run.validation.reliability.count) for run in runs)
+    axes.set_title(f"Reliability of the predicted sigma (validation, {n_bins} quantile bins)")
+    axes.legend(fontsize=8, loc="upper left", framealpha=0.9)
+    axes.grid(which="both", alpha=0.25)
     return _save(figure, path)

@@ -8,7 +8,7 @@ import numpy as np
 
 from analysis.document import Figure, Paragraph, Section, Table, fmt
 from ensemble.errors import InputError
-from ensemble.layout import layout_for
+from ensemble.layout import Layout, dataset_layout
 
 
 def points_section(
@@ -46,33 +46,48 @@ def points_section(
             f"{predictions.shape[2]} points per image, the labels in {data_dir} have "
             f"{truth.shape[1]}",
         )
-    layout = layout_for(truth.shape[1])
+    layout = dataset_layout(data_dir, truth.shape[1])
     result = analyze_points(
         [run.name for run in runs], predictions, truth, names, layout, n_boot=n_boot, seed=seed
     )
     _points_blocks(section, result, plot_dir)
-    _metrics_block(section, [run.name for run in runs], predictions, truth)
+    _metrics_block(section, [run.name for run in runs], predictions, truth, layout)
     return section
 
 
 def _metrics_block(
-    section: Section, names: list[str], predictions: np.ndarray, truth: np.ndarray
+    section: Section,
+    names: list[str],
+    predictions: np.ndarray,
+    truth: np.ndarray,
+    layout: Layout,
 ) -> None:
     """RMSE, MAE, NME and PCK of every run (and the blend) on all points of every image."""
-    from ensemble.metrics import metric_report
+    from ensemble.metrics import layout_eyes, metric_report, normalisation
 
     labelled = [*names, "blend (equal weights)"] if len(names) > 1 else names
     sets = [*predictions, predictions.mean(axis=0)] if len(names) > 1 else list(predictions)
     reports = {
-        name: metric_report(p, truth, alpha=0.1) for name, p in zip(labelled, sets, strict=True)
+        name: metric_report(p, truth, alpha=0.1, layout=layout)
+        for name, p in zip(labelled, sets, strict=True)
     }
+    norm = normalisation(layout_eyes(layout))
+    if layout.eyes is not None:
+        size = "the inter-ocular distance (the layout's eye centres)"
+        missing = "n/a where no image has both eyes labelled"
+    else:
+        size = (
+            "sqrt(w·h) of the true landmarks' bounding box (the layout names no eyes; a "
+            "layout file DATA/train/layout.json can)"
+        )
+        missing = "n/a where no image has a box of non-zero width and height"
     section.blocks.append(
         Table(
             "Other metrics (all points of every validation image)",
-            ["run", "RMSE (px)", "MAE (px)", "NME", "PCK@0.1"],
+            ["run", "RMSE (px)", "MAE (px)", f"NME ({norm})", "PCK@0.1"],
             [[n, fmt(r.rmse), fmt(r.mae), fmt(r.nme), fmt(r.pck)] for n, r in reports.items()],
-            note="NME: mean point distance / inter-ocular distance (eye centres of the layout); "
-            "PCK@0.1: share of points within 0.1 x that distance; n/a without known eyes.",
+            note=f"NME: mean point distance / {size}; PCK@0.1: share of points within 0.1 x "
+            f"that size; {missing}.",
         )
     )
     section.summary["metrics"] = {name: report.as_dict() for name, report in reports.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.document import Figure, Paragraph, Section, Table, fmt, fmt_p
-from ensemble.layout import layout_for
+from ensemble.layout import dataset_layout
 
 
 def uniformity_section(
@@ -14,8 +14,9 @@ def uniformity_section(
     alpha: float = 0.01,
     plot_dir: Path | None = None,
     n_points_from: str = "",
+    data_dir: Path | None = None,
 ) -> Section:
-    """Point-frequency uniformity of test_points.csv."""
+    """Point-frequency uniformity of test_points.csv (regions from the layout of `data_dir`)."""
     from analysis.uniformity import uniformity
     from ensemble.formats import read_test_points
 
@@ -27,7 +28,7 @@ def uniformity_section(
             "or --test-points FILE"
         )
         return section
-    layout = layout_for(n_points)
+    layout = dataset_layout(data_dir, n_points)
     table = read_test_points(path, n_points=n_points, ragged=True)
     result = uniformity(table.indices, layout, alpha)
     verdict = "consistent with uniform" if result.uniform else "NOT uniform"

@@ -4,16 +4,31 @@ Predictions and truth are (n, K, 2) arrays of pixel coordinates. A value counts 
 has it; a point counts (for the distance metrics NME and PCK) when the truth has both its x and
 y. Rows with nothing present are left out and counted; an input with nothing present at all is
 an error, and so is a missing prediction where the truth has a value.
+
+NME and PCK divide each point's distance by a per-image size, chosen by the layout
+(`ensemble.layout`):
+
+- "inter-ocular" when the layout names the eyes: the distance between the two eye centres (an
+  eye's centre is the mean of its points), for images with every eye point labelled;
+- "bbox" otherwise: sqrt(w * h) of the bounding box of the image's labelled true landmarks (the
+  box-size normalisation of AFLW / 300W-LP style benchmarks), for images whose box has a
+  non-zero width and height.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-FACE_971_EYES = (969, 970)  # left and right pupil centres of the 971-point layout
-FKD_EYES = (0, 1)  # left_eye_center, right_eye_center of Kaggle Facial Keypoints
+from ensemble.layout import Layout, layout_for
+
+INTER_OCULAR = "inter-ocular"
+BOUNDING_BOX = "bbox"
+
+# The left and the right eye: each an index or the indices whose mean is the eye's centre.
+Eyes = tuple[int | Sequence[int], int | Sequence[int]]
 
 
 @dataclass(frozen=True)
@@ -23,23 +38,37 @@ class MetricReport:
     mse: float
     rmse: float
     mae: float
-    nme: float | None  # None when no row has both eye centres
+    nme: float | None  # None when no row has a usable normalising size
     pck: float | None
     pck_alpha: float
     n_values: int  # present (scored) coordinate values
     rows_scored: int  # rows with at least one present value
     rows_empty: int  # rows left out: no present value
-    rows_normalised: int  # rows in NME/PCK: both eye centres present and distinct
+    rows_normalised: int  # rows in NME/PCK: both eyes labelled and apart (or a non-flat box)
     rows_without_eyes: int  # rows with values but left out of NME/PCK
+    nme_norm: str = INTER_OCULAR  # what NME and PCK divide by: INTER_OCULAR or BOUNDING_BOX
 
-    def as_dict(self) -> dict[str, float | int | None]:
+    def as_dict(self) -> dict[str, float | int | str | None]:
         """The report as a flat dict (e.g. a metrics.csv row)."""
         return asdict(self)
 
 
-def default_eyes(n_points: int) -> tuple[int, int] | None:
-    """The eye-centre indices of a known layout (15: Kaggle FKD, 971: the competition)."""
-    return {15: FKD_EYES, 971: FACE_971_EYES}.get(n_points)
+def normalisation(eyes: Eyes | None) -> str:
+    """The name of the normalisation with these eyes: INTER_OCULAR, or BOUNDING_BOX for None."""
+    return BOUNDING_BOX if eyes is None else INTER_OCULAR
+
+
+def layout_eyes(layout: Layout) -> Eyes | None:
+    """A layout's eyes as `Eyes` (a one-point eye as its index), None when it has none."""
+    if layout.eyes is None:
+        return None
+    left, right = (eye[0] if len(eye) == 1 else eye for eye in layout.eyes)
+    return left, right
+
+
+def default_eyes(n_points: int) -> Eyes | None:
+    """The eyes of the built-in layout for N (`ensemble.layout.layout_for`), None without."""
+    return layout_eyes(layout_for(n_points))
 
 
 def _check(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,71 +109,114 @@ def masked_mae(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(np.abs(pred[present] - truth[present])))
 
 
-def _normalised_distances(
-    pred: np.ndarray, truth: np.ndarray, eyes: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-point distance / inter-ocular distance (n, K), its point mask, and the usable rows."""
-    pred, truth, _ = _check(pred, truth)
-    left, right = eyes
-    k = truth.shape[1]
-    if not (0 <= left < k and 0 <= right < k and left != right):
+def _eye_groups(eyes: Eyes, k: int) -> tuple[list[int], list[int]]:
+    """The two eyes' index lists, checked against K points."""
+    groups = [[int(eye)] if np.ndim(eye) == 0 else [int(i) for i in eye] for eye in eyes]
+    flat = [i for group in groups for i in group]
+    if (
+        len(groups) != 2
+        or not all(groups)
+        or not all(0 <= i < k for i in flat)
+        or set(groups[0]) & set(groups[1])
+    ):
         raise ValueError(f"eye indices {eyes} must be two different indices in [0, {k})")
+    return groups[0], groups[1]
+
+
+def normalising_sizes(
+    truth: np.ndarray, points: np.ndarray, eyes: Eyes | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row size NME divides by (n,) and the rows where it is usable (n,) bool.
+
+    `points` (n, K) marks the labelled points. With `eyes`: the distance between the eye
+    centres, usable where every eye point is labelled and the centres differ. Without: sqrt(w*h)
+    of the labelled points' bounding box, usable where w > 0 and h > 0.
+    """
+    if eyes is not None:
+        left, right = _eye_groups(eyes, truth.shape[1])
+        centres = [truth[:, group].mean(axis=1) for group in (left, right)]
+        size = np.linalg.norm(centres[0] - centres[1], axis=1)
+        labelled = points[:, left].all(axis=1) & points[:, right].all(axis=1)
+        return size, labelled & (size > 0)
+    low = np.where(points[..., None], truth, np.inf).min(axis=1)  # (n, 2)
+    high = np.where(points[..., None], truth, -np.inf).max(axis=1)
+    extent = high - low
+    usable = points.any(axis=1) & (extent > 0).all(axis=1)
+    area = np.where(usable, extent[:, 0] * extent[:, 1], 1.0)
+    return np.sqrt(area), usable
+
+
+def _normalised_distances(
+    pred: np.ndarray, truth: np.ndarray, eyes: Eyes | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-point distance / normalising size (n, K), its point mask, and the usable rows.
+
+    The size is the inter-ocular distance with `eyes`, the bounding-box size without.
+    """
+    pred, truth, _ = _check(pred, truth)
     points = ~np.isnan(truth).any(axis=2)
-    iod = np.linalg.norm(truth[:, left] - truth[:, right], axis=1)
-    usable = points[:, left] & points[:, right] & (iod > 0)
+    size, usable = normalising_sizes(truth, points, eyes)
     distance = np.linalg.norm(np.where(points[..., None], pred - truth, 0.0), axis=2)
-    safe = np.where(usable, iod, 1.0)
+    safe = np.where(usable, size, 1.0)
     return distance / safe[:, None], points & usable[:, None], usable
 
 
-def masked_nme(pred: np.ndarray, truth: np.ndarray, eyes: tuple[int, int]) -> float:
-    """Normalised mean error: per image, the mean point distance / inter-ocular distance.
+def _undefined(eyes: Eyes | None, metric: str) -> str:
+    if eyes is None:
+        return f"no row has a bounding box of non-zero width and height; {metric} is undefined"
+    return f"no row has both eye centres {eyes} labelled; {metric} is undefined"
 
-    Averaged over the images whose two eye centres are labelled (and distinct); raises
-    ValueError when there is none.
+
+def masked_nme(pred: np.ndarray, truth: np.ndarray, eyes: Eyes | None = None) -> float:
+    """Normalised mean error: per image, the mean point distance / its normalising size.
+
+    The size is the inter-ocular distance with `eyes`, else the bounding-box size (module
+    docstring). Averaged over the images where it is usable; ValueError when there is none.
     """
     ratio, points, usable = _normalised_distances(pred, truth, eyes)
     if not usable.any():
-        raise ValueError(f"no row has both eye centres {eyes} labelled; NME is undefined")
+        raise ValueError(_undefined(eyes, "NME"))
     per_row = (ratio * points).sum(axis=1)[usable] / points.sum(axis=1)[usable]
     return float(per_row.mean())
 
 
 def masked_pck(
-    pred: np.ndarray, truth: np.ndarray, eyes: tuple[int, int], alpha: float = 0.1
+    pred: np.ndarray, truth: np.ndarray, eyes: Eyes | None = None, alpha: float = 0.1
 ) -> float:
-    """Fraction of labelled points within `alpha` x the inter-ocular distance of their image."""
+    """Fraction of labelled points within `alpha` x the normalising size of their image."""
     if alpha <= 0:
         raise ValueError(f"PCK threshold alpha must be positive, got {alpha}")
     ratio, points, usable = _normalised_distances(pred, truth, eyes)
     if not usable.any():
-        raise ValueError(f"no row has both eye centres {eyes} labelled; PCK is undefined")
+        raise ValueError(_undefined(eyes, "PCK"))
     return float((ratio[points] <= alpha).mean())
 
 
 def metric_report(
     pred: np.ndarray,
     truth: np.ndarray,
-    eyes: tuple[int, int] | None = None,
+    eyes: Eyes | None = None,
     alpha: float = 0.1,
+    *,
+    layout: Layout | None = None,
 ) -> MetricReport:
     """MSE, RMSE, MAE, NME and PCK@alpha with the counts of what was left out.
 
-    `eyes` defaults to the layout's eye centres (`default_eyes`); NME and PCK are None when
-    there are no eye indices or no row has both eyes labelled.
+    `eyes` default to those of `layout` (default: `layout_for(K)`, the built-in or generic
+    layout); a layout without eyes normalises by the bounding box (`nme_norm` says which). NME
+    and PCK are None when no row has a usable normalising size.
     """
     pred64, truth64, present = _check(pred, truth)
     errors = pred64[present] - truth64[present]
     mse = float(np.mean(errors**2))
     rows_with = present.any(axis=(1, 2))
-    eyes = eyes if eyes is not None else default_eyes(truth64.shape[1])
+    if eyes is None:
+        eyes = layout_eyes(layout if layout is not None else layout_for(truth64.shape[1]))
+    usable = _normalised_distances(pred64, truth64, eyes)[2]
     nme = pck = None
-    usable = np.zeros(len(truth64), dtype=bool)
-    if eyes is not None:
-        usable = _normalised_distances(pred64, truth64, eyes)[2]
-        if usable.any():
-            nme = masked_nme(pred64, truth64, eyes)
-            pck = masked_pck(pred64, truth64, eyes, alpha)
+    if usable.any():
+        nme = masked_nme(pred64, truth64, eyes)
+        pck = masked_pck(pred64, truth64, eyes, alpha)
     return MetricReport(
         mse=mse,
         rmse=float(np.sqrt(mse)),
@@ -157,4 +229,5 @@ def metric_report(
         rows_empty=int((~rows_with).sum()),
         rows_normalised=int(usable.sum()),
         rows_without_eyes=int((rows_with & ~usable).sum()),
+        nme_norm=normalisation(eyes),
     )

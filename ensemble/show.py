@@ -9,7 +9,7 @@ import numpy as np
 from ensemble.atomic import atomic_path
 from ensemble.errors import InputError
 from ensemble.formats import FILE_COLUMN, point_columns
-from ensemble.layout import layout_for
+from ensemble.layout import dataset_layout
 
 
 def _count_rows(path: Path) -> int:
@@ -100,7 +100,7 @@ def show_grid(
             f"no hidden test truth here{imported}: only demo data has one; use --split train",
         )
     names, points = sample_landmark_rows(landmarks, n, seed)
-    layout = layout_for(points.shape[1])
+    layout = dataset_layout(data_dir, points.shape[1])
     cmap = plt.get_cmap("tab20")
     colours = [cmap(i % 20) for i in range(len(layout.regions))]
     region_ids = layout.region_ids()

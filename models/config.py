@@ -21,7 +21,8 @@ OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "radam")
 SCHEDULER_NAMES = ("cosine-warm-restarts", "step", "plateau", "onecycle", "none")
 LOSS_NAMES = ("mse", "smooth_l1", "l1", "wing")
 DEVICES = ("auto", "cpu", "cuda")
-SHARED_KEYS = ("val_fraction", "split_seed")  # one validation split for the whole train-all
+UNCERTAINTY_NAMES = ("none", "gaussian", "laplace")
+SHARED_KEYS = ("val_fraction", "split_seed", "folds")  # one split for the whole train-all
 
 
 # ----------------------------------------------------------------------------------------------
@@ -89,6 +90,12 @@ def _divergence_factor(value: Any) -> float:
     if value != 0 and not (math.isfinite(value) and value > 1):
         raise ValueError("0 (off) or a number > 1")
     return float(value)
+
+
+def _folds(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value == 1 or value < 0:
+        raise ValueError("0 (one validation split) or an integer K >= 2")
+    return value
 
 
 def _hidden(value: Any) -> tuple[int, ...]:
@@ -161,6 +168,13 @@ class RunConfig:
     in_channels: int = key(3, _choice((1, 3)), "1 (grayscale) or 3")
     bn_momentum: float = key(0.1, _number(0, 1), "batch-norm momentum (0 keeps the model's)")
     loss: str = key("mse", _choice(LOSS_NAMES), "training loss")
+    uncertainty: str = key(
+        "none",
+        _choice(UNCERTAINTY_NAMES),
+        "the head also predicts each point's isotropic scale sigma, trained by negative "
+        "log-likelihood on detached errors (the locations train as without); sigma, calibrated "
+        "on validation, goes into the prediction files",
+    )
     smooth_l1_beta: float = key(0.01, _number(0, open_low=True), "smooth_l1: beta")
     wing_w: float = key(0.05, _number(0, open_low=True), "wing: w")
     wing_epsilon: float = key(0.01, _number(0, open_low=True), "wing: epsilon")
@@ -170,6 +184,18 @@ class RunConfig:
         0.1, _number(0, 0.9, open_low=True), "[defaults] only: share of images validated"
     )
     split_seed: int = key(0, _integer(0), "[defaults] only: seed of the validation split")
+    folds: int = key(
+        0,
+        _folds,
+        "[defaults] only: K >= 2 trains K models per run, fold k held out from model k "
+        "(replaces val_fraction; val_predictions.npz then holds every train image, out of fold)",
+    )
+    exclude: str = key(
+        "",
+        _string,
+        "CSV of images left out of training and validation scoring (a file_name column; with "
+        "a suspect column only rows with suspect = 1); relative to the config file",
+    )
     seed: int = key(0, _integer(0), "the run's seed")
     tta: bool = key(True, _boolean, "horizontal-flip test-time augmentation")
     device: str = key("auto", _choice(DEVICES), "auto: CUDA when there is one")
@@ -278,6 +304,10 @@ def parse_config(
     if "name" in defaults_table:
         raise ConfigError(path, "[defaults]: 'name' belongs in each [[run]]")
     defaults = _run_values(path, None, defaults_table)
+    if defaults.get("folds") and "val_fraction" in defaults:
+        raise ConfigError(
+            path, "[defaults]: 'folds' replaces 'val_fraction' (every fold validates once): set one"
+        )
     runs = document.get("run", [])
     if not isinstance(runs, list) or not runs:
         raise ConfigError(path, "no [[run]] table: add one per model to train")
@@ -300,6 +330,8 @@ def parse_config(
                 "(every run shares one validation split)",
             )
         merged = {**defaults, **values}
+        if merged.get("exclude"):
+            merged["exclude"] = str((path.parent / merged["exclude"]).resolve())
         merged["augment"] = AugmentConfig(
             **{**defaults.get("augment", {}), **values.get("augment", {})}
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -15,11 +16,12 @@ import torch
 from ensemble.baseline import mean_relative_shape, mean_shape, shape_for_images
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks
+from ensemble.layout import Layout, dataset_layout
 from ensemble.scoring import validation_score
 from models.cache import CachedSplit, build_cache
 from models.distributed import shard, world_size
 from models.geometry import denormalise, from_crop, normalise, to_crop
-from models.missing import check_labels
+from models.labels import check_labels
 
 
 def validation_mask(n_images: int, fraction: float, seed: int) -> np.ndarray:
@@ -31,14 +33,21 @@ def validation_mask(n_images: int, fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
+def fold_assignment(n_images: int, folds: int, seed: int) -> np.ndarray:
+    """Fold index (0..folds-1) of each image: a fixed random partition into near-equal folds."""
+    order = np.random.default_rng(seed).permutation(n_images)
+    fold_ids = np.empty(n_images, dtype=np.int64)
+    fold_ids[order] = np.arange(n_images) % folds
+    return fold_ids
+
+
 MIN_TRAIN_IMAGES = 2  # batch norm needs two images in a training batch
 
 
-def check_split(
-    path: Path, mask: np.ndarray, fraction: float, usable: np.ndarray | None = None
-) -> None:
+def check_split(path: Path, mask: np.ndarray, split: str, usable: np.ndarray | None = None) -> None:
     """InputError when the split leaves fewer than MIN_TRAIN_IMAGES usable images to train on.
 
+    `split` names the split in the message ("val_fraction 0.1", "fold 2 of folds = 5");
     `usable` (bool per image, default all) is False for an undecodable image, left out.
     """
     usable = np.ones(len(mask), dtype=bool) if usable is None else usable
@@ -48,15 +57,23 @@ def check_split(
     n_images, left_out, change = len(mask), "", "add training images"
     if not usable.all():
         left_out = f" ({n_images - int(usable.sum())} undecodable image(s) left out)"
-    elif n_images > MIN_TRAIN_IMAGES:
+    elif n_images > MIN_TRAIN_IMAGES and split.startswith("val_fraction"):
         most = (n_images - MIN_TRAIN_IMAGES) / n_images
         change = f"lower val_fraction to at most {most:.2f} or {change}"
     raise InputError(
         path,
-        f"val_fraction {fraction:g} of {n_images} image(s) leaves {n_train} to train on and "
+        f"{split} of {n_images} image(s) leaves {n_train} to train on and "
         f"{n_val} to validate{left_out}; training needs at least {MIN_TRAIN_IMAGES} (one "
         f"batch-norm batch): {change}",
     )
+
+
+def check_splits(
+    path: Path, masks: list[np.ndarray], names: list[str], usable: np.ndarray | None = None
+) -> None:
+    """check_split for each of the run's splits (one, or one per fold)."""
+    for mask, name in zip(masks, names, strict=True):
+        check_split(path, mask, name, usable)
 
 
 @dataclass
@@ -68,6 +85,27 @@ class RunData:
     points: np.ndarray  # (n, N, 2) original pixels, train split
     targets: np.ndarray  # (n, N, 2) float32 normalised to the crop
     val_mask: np.ndarray
+    fold_ids: np.ndarray | None = None  # with `folds = K`: each image's fold, 0..K-1
+    excluded: np.ndarray | None = None  # bool per image: out of training and validation
+    layout: Layout | None = None  # the dataset's layout (ensemble.layout.dataset_layout)
+
+    @property
+    def folds(self) -> int:
+        """K of a K-fold run (0 for a single validation split)."""
+        return 0 if self.fold_ids is None else int(self.fold_ids.max()) + 1
+
+    def for_fold(self, fold: int) -> RunData:
+        """The same data with fold `fold` held out for validation."""
+        return dataclasses.replace(self, val_mask=self.fold_ids == fold)
+
+    def without(self, excluded: np.ndarray) -> RunData:
+        """The same data with the `excluded` images out of training and validation."""
+        return dataclasses.replace(self, excluded=excluded)
+
+    @property
+    def _kept(self) -> np.ndarray:
+        kept = self.train.valid
+        return kept if self.excluded is None else kept & ~self.excluded
 
     @property
     def n_points(self) -> int:
@@ -81,13 +119,13 @@ class RunData:
 
     @property
     def train_indices(self) -> np.ndarray:
-        """Rows of the training images (undecodable images left out)."""
-        return np.flatnonzero(~self.val_mask & self.train.valid)
+        """Rows of the training images (undecodable and excluded images left out)."""
+        return np.flatnonzero(~self.val_mask & self._kept)
 
     @property
     def val_indices(self) -> np.ndarray:
-        """Rows of the validation images (undecodable images left out)."""
-        return np.flatnonzero(self.val_mask & self.train.valid)
+        """Rows of the validation images (undecodable and excluded images left out)."""
+        return np.flatnonzero(self.val_mask & self._kept)
 
     def mean_targets(self) -> np.ndarray:
         """Mean normalised training shape (N, 2), missing labels left out."""
@@ -100,6 +138,13 @@ class RunData:
         relative = mean_relative_shape(self.points[train], sizes[train])
         predicted = shape_for_images(relative, sizes[val])
         return validation_score(self.train.file_names[val], predicted, self.points[val])
+
+    def pixels_per_unit(self, split: str, rows: np.ndarray) -> np.ndarray:
+        """Original pixels per normalised unit (n,) of `rows`: the crop size over the
+        letterbox scale (isotropic; the geometric mean of x and y)."""
+        cache = self.train if split == "train" else self.test
+        geometry = np.asarray(cache.geometry[rows], dtype=np.float64)
+        return self.size / np.sqrt(geometry[:, 0] * geometry[:, 1])
 
     def to_original(self, targets: np.ndarray, split: str, rows: np.ndarray) -> np.ndarray:
         """Normalised predictions for `rows` of a split -> original pixels."""
@@ -114,21 +159,39 @@ def load_run_data(
     split_seed: int,
     cache_root: str | Path | None = None,
     progress: bool = True,
+    folds: int = 0,
 ) -> RunData:
-    """Prepare (or reuse) the caches and the targets of a run."""
+    """Prepare (or reuse) the caches and the targets of a run.
+
+    `folds` = K >= 2 partitions the images into K folds (by `split_seed`) instead of holding
+    out `val_fraction`; the data then validates on fold 0 until `for_fold` picks another.
+    """
     data_dir = Path(data_dir)
     labels_path = data_dir / "train" / "landmarks.csv"
     labels = read_landmarks(labels_path, allow_missing=True)  # NaN = not labelled
-    mask = validation_mask(len(labels), val_fraction, split_seed)
-    check_split(labels_path, mask, val_fraction)  # before a cache is written
+    layout = dataset_layout(data_dir, labels.points.shape[1])  # a bad layout.json fails here
+    fold_ids = None
+    if folds:
+        if folds > len(labels):
+            raise InputError(
+                labels_path, f"folds = {folds} needs at least {folds} images, found {len(labels)}"
+            )
+        fold_ids = fold_assignment(len(labels), folds, split_seed)
+        masks = [fold_ids == k for k in range(folds)]
+        names = [f"fold {k} of folds = {folds}" for k in range(folds)]
+    else:
+        masks = [validation_mask(len(labels), val_fraction, split_seed)]
+        names = [f"val_fraction {val_fraction:g}"]
+    check_splits(labels_path, masks, names)  # before a cache is written
     train = build_cache(data_dir, "train", crop_size, cache_root, progress=progress)
     test = build_cache(data_dir, "test", crop_size, cache_root, progress=progress)
     if not np.array_equal(labels.file_names, train.file_names):
         raise InputError(labels_path, "labels changed after the cache was built; run again")
-    check_split(labels_path, mask, val_fraction, train.valid)
+    check_splits(labels_path, masks, names, train.valid)
     targets = normalise(to_crop(labels.points, train.geometry), crop_size).astype(np.float32)
-    check_labels(labels_path, labels.points, np.flatnonzero(~mask))
-    return RunData(train, test, labels.points, targets, mask)
+    for mask in masks:
+        check_labels(labels_path, labels.points, np.flatnonzero(~mask))
+    return RunData(train, test, labels.points, targets, masks[0], fold_ids, layout=layout)
 
 
 def epoch_order(

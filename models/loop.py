@@ -20,7 +20,6 @@ from tqdm import tqdm
 from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
 from ensemble.runs import RunFolder
-from ensemble.scoring import points_score
 from ensemble.subsets import validation_subsets
 from models import distributed
 from models.augment import BatchPipeline
@@ -29,13 +28,13 @@ from models.config import RunConfig
 from models.data import RunData, epoch_order, iterate_batches
 from models.factories import LOSSES, OPTIMIZERS, SCHEDULERS
 from models.guard import Diverged, FaultHooks, TrainingDiverged, Verdict, judge_loss, scaled_step
-from models.missing import (
-    METRIC_KEYS,
-    masked_crop_mse,
-    validation_metrics,
-)
-from models.predict import autocast, predict_normalised
+from models.heads import split_outputs
+from models.losses import ScaleNLL
+from models.predict import PredictOptions, autocast, evaluate
 from models.registry import freeze_backbone
+from models.val_metrics import (
+    METRIC_KEYS,
+)
 
 METRIC_COLUMNS = [
     "stage",
@@ -94,12 +93,23 @@ class Trainer:
     position: int | None = None  # progress-bar line (parallel runs)
     faults: FaultHooks = field(default_factory=FaultHooks.from_env)
     replica_digests: list[str] = field(default_factory=list)  # per rank, at the last stage end
+    fold: int | None = None  # with `folds = K`: the fold this model holds out
+
+    @property
+    def label(self) -> str:
+        """The run's name (and fold) in progress lines and messages."""
+        return self.config.name if self.fold is None else f"{self.config.name} fold {self.fold}"
 
     @cached_property
     def val_subsets(self) -> np.ndarray:
         """The validation images' fixed K-subsets, drawn once (they depend only on file names)."""
         names = self.data.train.file_names[self.data.val_indices]
         return validation_subsets(names, self.data.n_points)
+
+    @cached_property
+    def scale_loss(self) -> ScaleNLL:
+        """The negative log-likelihood that trains the predicted sigmas (with `uncertainty`)."""
+        return ScaleNLL(self.config.uncertainty)
 
     @property
     def folder(self) -> RunFolder:
@@ -192,7 +202,7 @@ class Trainer:
         bar = tqdm(
             total=len(rows),
             initial=min(len(rows), state.batch * config.batch_size),
-            desc=f"{config.name} s{state.stage + 1} e{epoch + 1}",
+            desc=f"{self.label} s{state.stage + 1} e{epoch + 1}",
             unit="img",
             disable=not self.progress,
             leave=False,
@@ -211,15 +221,18 @@ class Trainer:
             x, y = self.pipeline.train_batch(pixels, targets)
             x = x.contiguous(memory_format=memory)
             with autocast(self.device, config.bf16):
-                predicted = forward(x)
-            predicted = predicted.float().view_as(y)
-            loss = loss_fn(predicted, y)
+                output = forward(x)
+            predicted, log_sigma = split_outputs(output.float(), self.data.n_points)
+            predicted = predicted.view_as(y)
+            loss = loss_fn(predicted, y)  # the guard judges the location loss alone
             value, verdict = self._judge(loss)
             if verdict.kind == "spike":
                 batch = state.batch * config.batch_size
                 self._log_spike(verdict, value, predicted, y, rows[batch : batch + len(x)])
             else:
                 optimizer.zero_grad(set_to_none=True)
+                if log_sigma is not None:
+                    loss = loss + self.scale_loss(predicted, y, log_sigma)
                 loss.backward()
                 if config.grad_clip:
                     nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
@@ -253,7 +266,7 @@ class Trainer:
         self._write_metrics()
         if self.progress:
             tqdm.write(
-                f"{config.name} stage {row['stage']} epoch {row['epoch']}: "
+                f"{self.label} stage {row['stage']} epoch {row['epoch']}: "
                 f"loss {row['train_loss']:.5f} val score {row['val_score']:.3f} "
                 f"({row['images_per_s']:.0f} img/s)"
             )
@@ -312,7 +325,7 @@ class Trainer:
         state.spikes.append(record)
         if self.progress:
             tqdm.write(
-                f"{self.config.name}: step {record['step']} spiked ({verdict.reason}; "
+                f"{self.label}: step {record['step']} spiked ({verdict.reason}; "
                 f"worst image {image}): update skipped"
             )
 
@@ -334,7 +347,7 @@ class Trainer:
     def _rollback(self, event: Diverged) -> dict:
         """Reload last.pt after a diverged step: a lower lr, the rest of the epoch reshuffled."""
         state, config = self.state, self.config
-        where = f"{config.name}: step {state.step + 1} diverged ({event.reason})"
+        where = f"{self.label}: step {state.step + 1} diverged ({event.reason})"
         record = {
             "step": state.step + 1,
             "stage": state.stage + 1,
@@ -361,7 +374,7 @@ class Trainer:
 
         Raises TrainingDiverged when no epoch got better than the mean-shape baseline.
         """
-        state, config = self.state, self.config
+        state = self.state
         where = (
             f"step {state.step + 1} diverged ({event.reason}) "
             f"after {len(state.rollbacks)} rollback(s)"
@@ -381,7 +394,7 @@ class Trainer:
         self._load_best()
         self.replica_digests = distributed.check_replicas(self.model)
         if self.progress:
-            tqdm.write(f"{config.name}: {warning}")
+            tqdm.write(f"{self.label}: {warning}")
 
     def _resume_checkpoint(self) -> dict:
         """last.pt, restored into the model, the loop state and the RNGs."""
@@ -413,25 +426,13 @@ class Trainer:
 
     def validate(self) -> dict:
         """Val MSE in crop pixels, the leaderboard-comparable val score, RMSE/MAE/NME/PCK."""
-        rows = self.data.val_indices
-        normalised = predict_normalised(
-            self.model,
-            self.pipeline,
-            self.data.train.images,
-            rows,
+        options = PredictOptions(
             2 * self.config.batch_size,
             self.device,
             bf16=self.config.bf16,
             channels_last=self._channels_last,
         )
-        crop_mse = masked_crop_mse(normalised, self.data.targets[rows], self.data.size)
-        points, truth = self.data.to_original(normalised, "train", rows), self.data.points[rows]
-        score = points_score(points, truth, self.val_subsets)
-        return {
-            "val_mse_crop": crop_mse,
-            "val_score": score,
-            **validation_metrics(points, truth),
-        }
+        return evaluate(self.model, self.pipeline, self.data, options, self.val_subsets)[1]
 
     def _save(self, optimizer, schedule, improved: bool) -> None:
         """last.pt (and best.pt when improved); rank 0 writes, every rank waits for it."""
@@ -486,3 +487,11 @@ class Trainer:
 def mean_shape_bias(data: RunData) -> torch.Tensor:
     """The head's starting bias: the mean normalised training shape, flattened (2N,)."""
     return torch.from_numpy(np.asarray(data.mean_targets(), dtype=np.float32).reshape(-1))
+
+
+def spread_log_sigma(data: RunData) -> torch.Tensor:
+    """The starting log sigma of each point (N,): log of the training targets' RMS deviation
+    from the mean shape, the error of the mean-shape start (missing labels left out)."""
+    targets = data.targets[data.train_indices]
+    rms = np.sqrt(np.nanmean((targets - data.mean_targets()[None]) ** 2, axis=(0, 2)))
+    return torch.from_numpy(np.log(np.maximum(rms, 1e-4)).astype(np.float32))

@@ -68,3 +68,27 @@ LOSSES: dict[str, Callable[[RunConfig], nn.Module]] = {
     "l1": lambda config: MaskedLoss(torch.abs),
     "wing": lambda config: WingLoss(config.wing_w, config.wing_epsilon),
 }
+
+
+class ScaleNLL(nn.Module):
+    """Negative log-likelihood of the errors under each point's predicted isotropic scale.
+
+    Per present coordinate: 0.5 (e / sigma)^2 + log sigma (Gaussian) or |e| / sigma + log sigma
+    (Laplace), constants dropped, averaged. The errors are detached: only the scale learns from
+    it, so the locations train exactly as without uncertainty (the backbone still sees both).
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(
+        self, predicted: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean over present coordinates; `log_sigma` (B, N) for points (B, N, 2)."""
+        present = torch.isfinite(target)
+        error = torch.where(present, predicted.detach() - torch.nan_to_num(target), 0.0)
+        ratio = error.abs() * torch.exp(-log_sigma)[..., None]
+        penalty = 0.5 * ratio**2 if self.kind == "gaussian" else ratio
+        total = ((penalty + log_sigma[..., None]) * present).sum()
+        return total / present.sum().clamp(min=1)

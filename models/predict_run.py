@@ -8,10 +8,11 @@ from ensemble.errors import InputError
 from ensemble.runs import BEST_CHECKPOINT, CONFIG, RunFolder
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint
-from models.config import run_from_dict
-from models.data import load_run_data
-from models.predict import record_score, update_summary, write_predictions
-from models.train import build_for_run, select_device
+from models.config import RunConfig, run_from_dict
+from models.data import RunData, load_run_data
+from models.folds import combine_folds, fold_dirs
+from models.predict import PredictOptions, record_score, update_summary, write_predictions
+from models.train import build_for_run, excluding, select_device
 
 
 def predict_run(
@@ -22,37 +23,62 @@ def predict_run(
     checkpoint: str | None = None,
     progress: bool = True,
 ) -> dict:
-    """Rewrite val/test predictions, submission.csv, summary.json and the scores.csv row."""
+    """Rewrite val/test predictions, submission.csv, summary.json and the scores.csv row.
+
+    With `folds = K` each fold's model predicts in its fold_<k>/ and the root is rebuilt.
+    """
     run_dir = Path(run_dir)
     values = RunFolder(run_dir.name, run_dir).config()
     if not values:
         raise InputError(run_dir / CONFIG, "run configuration not found")
-    data_dir = Path(data_dir or values.get("data", ""))
+    data_dir = Path(data_dir or values.get("data", "")).resolve()
     config = run_from_dict(values)
-    device = select_device(config.device)
     checkpoint = checkpoint or BEST_CHECKPOINT
-    state = load_checkpoint(RunFolder.at(run_dir).checkpoints / checkpoint, "cpu")
     data = load_run_data(
-        data_dir, config.crop_size, config.val_fraction, config.split_seed, cache_root, progress
+        data_dir,
+        config.crop_size,
+        config.val_fraction,
+        config.split_seed,
+        cache_root,
+        progress,
+        folds=config.folds,
     )
+    data = excluding(config, data)
+    if not config.folds:
+        results = predict_model(run_dir, config, data, data_dir, tta, checkpoint)
+    else:
+        summaries = []
+        for fold, fold_dir in enumerate(fold_dirs(run_dir, config.folds)):
+            predict_model(fold_dir, config, data.for_fold(fold), data_dir, tta, checkpoint)
+            summaries.append(RunFolder.at(fold_dir).summary())
+        results = combine_folds(run_dir, data_dir, data, summaries, config.uncertainty)
+        update_summary(run_dir, {**results, "predicted_from": checkpoint})
+    record_score(run_dir, results["val_score"])
+    return results
+
+
+def predict_model(
+    model_dir: Path,
+    config: RunConfig,
+    data: RunData,
+    data_dir: Path,
+    tta: bool | None,
+    checkpoint: str,
+) -> dict:
+    """One model's predictions from its checkpoint, into its folder (a run or a fold)."""
+    device = select_device(config.device)
+    state = load_checkpoint(RunFolder.at(model_dir).checkpoints / checkpoint, "cpu")
     built = build_for_run(config, data.n_points, weights_path="")
     built.model.load_state_dict(state["model"])
     model = built.model.to(device)
     perm = state["flip_perm"]
     pipeline = BatchPipeline(tuple(state["norm_mean"]), tuple(state["norm_std"]), built.in_channels)
     use_tta = config.tta if tta is None else tta
-    results = write_predictions(
-        run_dir,
-        data_dir.resolve(),
-        data,
-        model,
-        pipeline,
-        2 * config.batch_size,
-        device,
-        perm if use_tta else None,
-        config.bf16,
-        False,
+    options = PredictOptions(
+        2 * config.batch_size, device, perm if use_tta else None, config.bf16, False
     )
-    update_summary(run_dir, {**results, "predicted_from": checkpoint})
-    record_score(run_dir, results["val_score"])
+    results = write_predictions(
+        model_dir, data_dir, data, model, pipeline, options, config.uncertainty
+    )
+    update_summary(model_dir, {**results, "predicted_from": checkpoint})
     return results

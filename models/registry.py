@@ -79,8 +79,11 @@ def build_model(
     freeze: str | int = "none",
     in_channels: int = 3,
     bn_momentum: float = 0.1,
+    uncertainty: str = "none",
 ) -> BuiltModel:
     """Build `arch` with a 2N-output head; optionally pretrained / loaded, optionally frozen.
+
+    With `uncertainty` other than "none" the head has N more outputs: each point's log sigma.
 
     `bn_momentum` (0 keeps the architecture's own) is set on every batch-norm layer: some
     torchvision models use 0.01, whose running statistics lag far behind on short runs.
@@ -105,7 +108,7 @@ def build_model(
     if in_channels == 1:
         mean, std = (sum(mean) / 3,), (sum(std) / 3,)
     name, linear = last_linear(model)
-    head = make_head(linear.in_features, 2 * n_points, head_hidden, head_dropout)
+    head = make_head(linear.in_features, n_points, head_hidden, head_dropout, uncertainty)
     model.set_submodule(name, head)
     freeze_backbone(model, head, freeze)
     if bn_momentum:

@@ -14,23 +14,18 @@ import torchvision
 
 from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
-from ensemble.fkd.layout import FKD_LAYOUT, FKD_TWINS
-from ensemble.layout import (
-    FACE_971,
-    FACE_971_TWINS,
-    flip_mismatches,
-    flip_permutation,
-    region_flip_permutation,
-)
+from ensemble.layout import Layout, layout_for
 from ensemble.runs import CONFIG, SUMMARY, RunFolder
 from models import distributed
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint
 from models.config import RunConfig, to_toml
 from models.data import RunData, load_run_data
+from models.exclude import read_exclude_list
+from models.folds import combine_folds, fold_dirs, fold_is_current
 from models.heads import start_at_mean_shape
-from models.loop import Trainer, mean_shape_bias
-from models.predict import record_score, update_summary, write_predictions
+from models.loop import Trainer, mean_shape_bias, spread_log_sigma
+from models.predict import PredictOptions, record_score, update_summary, write_predictions
 from models.registry import BuiltModel, build_model
 
 
@@ -68,33 +63,35 @@ def load_shared_data(
     config: RunConfig, data_dir: Path, cache_root: str | Path | None, progress: bool
 ) -> RunData:
     """The run's data; under torchrun rank 0 builds the caches, the others then read them."""
+    split = (config.crop_size, config.val_fraction, config.split_seed)
     if distributed.is_main():
-        data = load_run_data(
-            data_dir, config.crop_size, config.val_fraction, config.split_seed, cache_root, progress
-        )
+        data = load_run_data(data_dir, *split, cache_root, progress, folds=config.folds)
     distributed.barrier()
     if not distributed.is_main():
-        data = load_run_data(
-            data_dir, config.crop_size, config.val_fraction, config.split_seed, cache_root, False
-        )
+        data = load_run_data(data_dir, *split, cache_root, False, folds=config.folds)
     return data
 
 
-def run_flip_permutation(mean_targets: np.ndarray) -> np.ndarray:
-    """Flip permutation from the mean training shape, matched within regions for known layouts.
+def excluding(config: RunConfig, data: RunData) -> RunData:
+    """The data without the images of the run's `exclude` file (unchanged without one)."""
+    if not config.exclude:
+        return data
+    return data.without(read_exclude_list(config.exclude, data.train.file_names))
 
-    For the 971-point and 15-point layouts each region is matched only onto its left/right twin
-    (a free matching on a slightly asymmetric mean shape can cross region boundaries); any other
-    N uses the free optimal assignment.
+
+def exclusion_summary(config: RunConfig, data: RunData) -> dict:
+    """summary.json's record of the excluded images: how many, and from which file."""
+    count = 0 if data.excluded is None else int(data.excluded.sum())
+    return {"excluded": {"count": count, "file": config.exclude or None}}
+
+
+def run_flip_permutation(mean_targets: np.ndarray, layout: Layout | None = None) -> np.ndarray:
+    """The layout's flip permutation (`Layout.flip_permutation`) for the mean training shape.
+
+    `layout` defaults to the built-in or generic layout for N (`ensemble.layout.layout_for`).
     """
-    known = {971: (FACE_971, FACE_971_TWINS), 15: (FKD_LAYOUT, FKD_TWINS)}
-    if len(mean_targets) not in known:
-        return flip_permutation(mean_targets)
-    layout, twins = known[len(mean_targets)]
-    free = flip_permutation(mean_targets)
-    if flip_mismatches(free, layout, twins):
-        return region_flip_permutation(mean_targets, layout, twins)
-    return free
+    layout = layout if layout is not None else layout_for(len(mean_targets))
+    return layout.flip_permutation(mean_targets)
 
 
 def build_for_run(config: RunConfig, n_points: int, weights_path: str | None = None) -> BuiltModel:
@@ -109,6 +106,7 @@ def build_for_run(config: RunConfig, n_points: int, weights_path: str | None = N
         freeze=config.freeze,
         in_channels=config.in_channels,
         bn_momentum=config.bn_momentum,
+        uncertainty=config.uncertainty,
     )
 
 
@@ -137,16 +135,76 @@ def train_run(
 ) -> dict:
     """Train one run into `run_dir`; return its summary (also written to summary.json).
 
-    `resume` continues from checkpoints/last.pt; `device_name` and `threads` override the
-    config's device; `record` = False leaves RUNS/scores.csv to the caller. Under torchrun
-    every rank trains and rank 0 alone writes; the other ranks return {"run", "rank"}.
+    One model, or with `folds = K` one per fold in RUN/fold_<k>/ and the out-of-fold
+    predictions at the root (models/folds.py). `resume` continues from checkpoints/last.pt
+    (per fold: a finished fold is kept); `device_name` and `threads` override the config's
+    device; `record` = False leaves RUNS/scores.csv to the caller. Under torchrun every rank
+    trains and rank 0 alone writes; the other ranks return {"run", "rank"}.
     """
     started = time.perf_counter()
     data_dir, run_dir = Path(data_dir).resolve(), Path(run_dir)
+    if data is None:  # before the run folder is written: bad data leaves nothing behind
+        data = load_shared_data(config, data_dir, cache_root, progress and distributed.is_main())
+    data = excluding(config, data)
+    options = dict(device_name=device_name, threads=threads, position=position)
+    if not config.folds:
+        summary = train_model(config, data_dir, run_dir, data, progress, resume, **options)
+    else:
+        if distributed.is_main():
+            (run_dir / SUMMARY).unlink(missing_ok=True)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_config(run_dir, data_dir, config)
+        fold_summaries = []
+        for fold, fold_dir in enumerate(fold_dirs(run_dir, config.folds)):
+            if fold_is_current(fold_dir, data_dir, config):  # finished by an earlier command
+                fold_summaries.append(RunFolder.at(fold_dir).summary())
+                continue
+            resume_fold = resume and RunFolder.at(fold_dir).last_checkpoint.is_file()
+            options["fold"] = fold
+            fold_summaries.append(
+                train_model(
+                    config,
+                    data_dir,
+                    fold_dir,
+                    data.for_fold(fold),
+                    progress,
+                    resume_fold,
+                    **options,
+                )
+            )
+        if not distributed.is_main():
+            return fold_summaries[-1]
+        summary = combine_folds(run_dir, data_dir, data, fold_summaries, config.uncertainty)
+        summary.update(exclusion_summary(config, data), resumed=resume)
+        summary["total_seconds"] = time.perf_counter() - started
+        update_summary(run_dir, summary)
+    if record and distributed.is_main():
+        record_score(run_dir, summary["val_score"])
+    return summary
+
+
+def write_run_config(run_dir: Path, data_dir: Path, config: RunConfig) -> None:
+    """RUN/config.toml: the data folder and the resolved configuration."""
+    with atomic_open(run_dir / CONFIG, "w", encoding="utf-8") as handle:
+        handle.write(to_toml({"data": str(data_dir), **config.to_dict()}))
+
+
+def train_model(
+    config: RunConfig,
+    data_dir: Path,
+    run_dir: Path,
+    data: RunData,
+    progress: bool,
+    resume: bool,
+    device_name: str | None,
+    threads: int | None,
+    position: int | None,
+    fold: int | None = None,
+) -> dict:
+    """Train one model on `data` into `run_dir` (a run, or fold `fold` of it); its summary."""
+    started = time.perf_counter()
     main = distributed.is_main()
     progress = progress and main
-    if data is None:  # before the run folder is written: bad data leaves nothing behind
-        data = load_shared_data(config, data_dir, cache_root, progress)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         checkpoints = RunFolder.at(run_dir).checkpoints
@@ -157,16 +215,16 @@ def train_run(
         else:
             for old in checkpoints.glob("*.pt"):
                 old.unlink()  # a fresh start must not inherit a killed run's best.pt
-        with atomic_open(run_dir / CONFIG, "w", encoding="utf-8") as handle:
-            handle.write(to_toml({"data": str(data_dir), **config.to_dict()}))
+        write_run_config(run_dir, data_dir, config)
     distributed.barrier()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     device = select_device(device_name or config.device, threads)
     mean_targets = data.mean_targets()
-    perm = torch.from_numpy(run_flip_permutation(mean_targets))
+    perm = torch.from_numpy(run_flip_permutation(mean_targets, data.layout))
     built = build_for_run(config, data.n_points)
-    start_at_mean_shape(built.head, mean_shape_bias(data))
+    log_sigma = spread_log_sigma(data) if config.uncertainty != "none" else None
+    start_at_mean_shape(built.head, mean_shape_bias(data), log_sigma)
     model = built.model.to(device)
     if device.type == "cuda" and config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -184,24 +242,33 @@ def train_run(
         "crop_size": data.size,
         "n_points": data.n_points,
     }
-    trainer = Trainer(config, data, model, pipeline, device, run_dir, extra, progress)
-    trainer.head, trainer.position = built.head, position
+    trainer = Trainer(
+        config,
+        data,
+        model,
+        pipeline,
+        device,
+        run_dir,
+        extra,
+        progress,
+        head=built.head,
+        position=position,
+        fold=fold,
+    )
     train_start = time.perf_counter()
     state = trainer.fit(resume)
     train_seconds = time.perf_counter() - train_start
     if not main:
         return {"run": run_dir.name, "rank": distributed.rank()}
-    results = write_predictions(
-        run_dir,
-        data_dir,
-        data,
-        model,
-        pipeline,
+    options = PredictOptions(
         2 * config.batch_size,
         device,
         perm if config.tta else None,
         config.bf16,
         device.type == "cuda" and config.channels_last,
+    )
+    results = write_predictions(
+        run_dir, data_dir, data, model, pipeline, options, config.uncertainty
     )
     summary = {
         "run": run_dir.name,
@@ -234,11 +301,10 @@ def train_run(
         "bad_images": {"train": data.train.bad_images, "test": data.test.bad_images},
         "world_size": distributed.world_size(),
         "replica_digests": trainer.replica_digests,
+        **exclusion_summary(config, data),
     }
     (run_dir / SUMMARY).unlink(missing_ok=True)
     update_summary(run_dir, summary)
-    if record:
-        record_score(run_dir, results["val_score"])
     return summary
 
 

@@ -19,6 +19,7 @@ from ensemble.runs import CONFIG, SUMMARY, RunFolder
 from models import distributed
 from models.config import RunConfig, load_config, run_from_dict
 from models.data import RunData
+from models.folds import has_checkpoint
 from models.guard import TrainingDiverged
 from models.predict import record_score
 from models.registry import available_architectures
@@ -35,10 +36,10 @@ def resume_target(run_dir: Path, data_dir: Path | None = None) -> tuple[RunConfi
     values = RunFolder.at(run_dir).config()
     if not values:
         raise InputError(run_dir / CONFIG, "run configuration not found")
-    last = RunFolder.at(run_dir).last_checkpoint
-    if not last.is_file():
-        raise InputError(last, "no checkpoint to resume from")
-    return run_from_dict(values), Path(data_dir or values.get("data", "")), run_dir
+    config = run_from_dict(values)
+    if not has_checkpoint(run_dir, config.folds):
+        raise InputError(RunFolder.at(run_dir).last_checkpoint, "no checkpoint to resume from")
+    return config, Path(data_dir or values.get("data", "")), run_dir
 
 
 ERROR_LOG = "error.txt"  # a failed run's traceback, in its run folder
@@ -105,7 +106,7 @@ def train_all(
                 tqdm.write(f"{config.name}: finished already ({run_dir / SUMMARY}), skipped")
             outcomes[config.name] = finished_before(run_dir)
             continue
-        todo.append((config, resume and RunFolder.at(run_dir).last_checkpoint.is_file()))
+        todo.append((config, resume and has_checkpoint(run_dir, config.folds)))
     datasets = shared_datasets([config for config, _ in todo], Path(data_dir), cache_root, progress)
     if jobs > 1 and not distributed.active():
         trained = train_parallel(todo, data_dir, out_dir, cache_root, progress, jobs, datasets)

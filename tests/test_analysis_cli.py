@@ -89,7 +89,7 @@ def test_report_renders_with_any_section_missing(workspace, present) -> None:
     assert result.exit_code == 0, result.output
     html = (root / "report" / "report.html").read_text()
     summary = json.loads((root / "report" / "summary.json").read_text())
-    assert html.count("Not available:") == 3 - len(present)
+    assert html.count("Not available:") == 5 - len(present) - ("points" in present)
     for key in ("uniformity", "leaderboard", "points"):
         section = summary["sections"][key]
         assert section["available"] == (key in present)

@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from ensemble.baseline import mean_shape
 from ensemble.errors import InputError
 from ensemble.fkd.layout import twin_permutation
 from ensemble.scoring import validation_score
 from ensemble.subsets import validation_subsets
 from models.augment import BatchPipeline, affine_matrices, warp_points
 from models.config import AugmentConfig, RunConfig
+from models.labels import check_labels
 from models.losses import LOSSES
-from models.missing import check_labels, masked_crop_mse, mean_shape
+from models.val_metrics import masked_crop_mse
 
 BETA, WING_W, WING_EPS = 0.02, 0.05, 0.01
 

@@ -106,4 +106,8 @@ def test_default_eyes() -> None:
     assert default_eyes(971) == (969, 970)
     assert default_eyes(15) == (0, 1)
     assert default_eyes(12) is None
-    assert metric_report(PRED, TRUTH).nme is None  # 3 points: no known eyes
+    report = metric_report(PRED, TRUTH)  # 3 points: no known eyes, so the bounding box
+    # row 2: box 2 x 2, distances 0 and 3; row 3: box 1 x 3, distances 1, 0, 0; row 0 is flat
+    assert report.nme_norm == "bbox" and report.rows_normalised == 2
+    assert report.nme == pytest.approx((1.5 / 2 + (1 / 3) / np.sqrt(3)) / 2)
+    assert metric_report(PRED, TRUTH, eyes=(0, 1)).nme_norm == "inter-ocular"

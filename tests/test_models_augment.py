@@ -18,7 +18,7 @@ from models.augment import (
     warp_points,
 )
 from models.config import AugmentConfig
-from models.predict import predict_normalised
+from models.predict import PredictOptions, predict_views
 from models.registry import build_model
 
 PERM = torch.tensor([1, 0, 2, 4, 3])  # two swapped pairs and a centre point
@@ -101,12 +101,18 @@ def test_flip_tta_agrees_with_flipping_the_image() -> None:
     mirrored = np.ascontiguousarray(images[:, :, ::-1])
     pipeline = BatchPipeline((0.5,) * 3, (0.25,) * 3, 3)
     rows, cpu = np.arange(6), torch.device("cpu")
-    on_image = predict_normalised(model, pipeline, images, rows, 4, cpu, PERM)
-    on_mirror = predict_normalised(model, pipeline, mirrored, rows, 4, cpu, PERM)
+    tta = PredictOptions(4, cpu, PERM)
+    views = predict_views(model, pipeline, images, rows, 5, tta)
+    on_image, half = views.points, views.half
+    on_mirror = predict_views(model, pipeline, mirrored, rows, 5, tta).points
     back = unflip_points(torch.from_numpy(on_mirror), PERM).numpy()
     np.testing.assert_allclose(back, on_image, atol=1e-5)
-    plain = predict_normalised(model, pipeline, images, rows, 4, cpu)
+    plain_views = predict_views(model, pipeline, images, rows, 5, PredictOptions(4, cpu))
+    plain, no_half = plain_views.points, plain_views.half
     assert not np.allclose(plain, on_image, atol=1e-5)
+    assert no_half is None
+    # the plain view is the TTA mean plus half the difference of the two views
+    np.testing.assert_allclose(on_image + half, plain, atol=1e-5)
 
 
 def test_folded_colour_map_equals_jitter_then_normalise_step_by_step() -> None:

@@ -213,16 +213,16 @@ def test_train_all_refuses_a_split_with_one_training_image(three_images: Path) -
 def test_split_of_two_images_asks_for_more_images() -> None:
     mask = validation_mask(2, 0.1, 0)
     with pytest.raises(InputError, match="leaves 1 to train on and 1 to validate") as error:
-        check_split(Path("train/landmarks.csv"), mask, 0.1)
+        check_split(Path("train/landmarks.csv"), mask, "val_fraction 0.1")
     assert str(error.value).endswith(": add training images")
-    check_split(Path("train/landmarks.csv"), validation_mask(3, 0.33, 0), 0.33)
+    check_split(Path("train/landmarks.csv"), validation_mask(3, 0.33, 0), "val_fraction 0.33")
 
 
 def test_split_counts_only_decodable_training_images() -> None:
     mask = validation_mask(4, 0.25, 0)  # one image validates, three train
     usable = np.ones(4, dtype=bool)
     usable[np.flatnonzero(~mask)[0]] = False  # one training image is undecodable
-    check_split(Path("train/landmarks.csv"), mask, 0.25, usable)
+    check_split(Path("train/landmarks.csv"), mask, "val_fraction 0.25", usable)
     usable[np.flatnonzero(~mask)[1]] = False
     with pytest.raises(InputError, match=r"leaves 1 to train on and 1 to validate \(2 undeco"):
-        check_split(Path("train/landmarks.csv"), mask, 0.25, usable)
+        check_split(Path("train/landmarks.csv"), mask, "val_fraction 0.25", usable)

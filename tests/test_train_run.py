@@ -115,6 +115,7 @@ def test_train_all_writes_every_run_file(trained) -> None:
         "val_mae",
         "val_nme",
         "val_pck",
+        "val_nme_norm",
         "seconds",
         "images_per_s",
         "events",

@@ -23,10 +23,12 @@ import numpy as np
 from ensemble.atomic import atomic_open, check_output
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
 from ensemble.blend.fit import FittedWeights, blend_points, fit_weights
+from ensemble.blend.fusion import FUSION_METHOD, FusionFit, fit_gamma, fused_weights
 from ensemble.blend.io import SubmissionSet, align_order, read_aligned, write_values
 from ensemble.errors import InputError
 from ensemble.formats import gather_points, point_columns, read_test_points
 from ensemble.scoring import validation_score
+from ensemble.subsets import validation_subsets
 
 if TYPE_CHECKING:
     from ensemble.blend.weights import WeightTable, weights_from_scores
@@ -146,7 +148,11 @@ def blend_from_scores(
 
 @dataclass(frozen=True)
 class FitReport:
-    """Weights fitted on run folders, with every run's and the blend's validation score."""
+    """Weights fitted on run folders, with every run's and the blend's validation score.
+
+    With `--method uncertainty` the weights are the lsq fit and `fusion` the gamma chosen on
+    validation; `blend_score` is then the fused blend's, `fitted_score` the lsq blend's.
+    """
 
     runs: list[RunFolder]
     fitted: FittedWeights
@@ -154,12 +160,15 @@ class FitReport:
     blend_score: float
     n_images: int
     data_dir: Path
+    fusion: FusionFit | None = None
+    fitted_score: float | None = None
+    sigma_runs: tuple[str, ...] = ()  # the runs whose predictions have sigma
 
     def to_json(self) -> dict:
         """A JSON-ready summary: runs, weights (global or per region), val scores."""
         names = [run.name for run in self.runs]
         data: dict = {
-            "method": self.fitted.method,
+            "method": FUSION_METHOD if self.fusion else self.fitted.method,
             "per_region": self.fitted.per_region,
             "validation_images": self.n_images,
             "val_scores": dict(zip(names, map(float, self.val_scores), strict=True)),
@@ -172,6 +181,14 @@ class FitReport:
             data["fallback_to_global"] = list(self.fitted.fallback)
         else:
             data["weights"] = rows[0]
+        if self.fusion is not None:
+            data["fusion"] = {
+                "weights_fitted_by": self.fitted.method,
+                "lsq_blend_val_score": self.fitted_score,
+                "runs_with_sigma": list(self.sigma_runs),
+                "gamma": self.fusion.gamma,
+                "val_score_by_gamma": {str(g): v for g, v in self.fusion.scores.items()},
+            }
         return data
 
 
@@ -184,7 +201,9 @@ def fit_runs(
 ) -> FitReport:
     """Fit blend weights on the validation predictions of the run folders under `runs_dir`.
 
-    The truth comes from `data_dir` (default: the `data` of the runs' config.toml).
+    The truth comes from `data_dir` (default: the `data` of the runs' config.toml). `method`
+    "uncertainty" fits lsq weights, then the inverse-variance fusion of the runs with sigma
+    (`ensemble.blend.fusion`) on the same validation images.
     """
     from ensemble.runs import align_predictions, data_dir_of, find_runs, truth_for
 
@@ -198,12 +217,41 @@ def fit_runs(
         raise InputError(
             data, f"labels have {truth.shape[1]} points, predictions {predictions.shape[2]}"
         )
-    fitted = fit_weights(predictions, truth, names, method, per_region, rounds)
+    fused = method == FUSION_METHOD
+    fitted = fit_weights(predictions, truth, names, "lsq" if fused else method, per_region, rounds)
     scores = np.array([validation_score(names, p, truth) for p in predictions])
     blended = blend_points(predictions, fitted.point_weights())
-    return FitReport(
-        runs, fitted, scores, validation_score(names, blended, truth), len(names), data
+    score = validation_score(names, blended, truth)
+    if not fused:
+        return FitReport(runs, fitted, scores, score, len(names), data)
+    sigma = _aligned_sigma(runs, names, predictions.shape[2])
+    sigma_runs = tuple(run.name for run, s in zip(runs, sigma, strict=True) if np.isfinite(s).all())
+    if not sigma_runs:
+        raise InputError(
+            runs_dir,
+            "--method uncertainty: no run has sigma in val_predictions.npz (train with "
+            'uncertainty = "laplace" or "gaussian")',
+        )
+    indices = validation_subsets(names, predictions.shape[2])
+    values = np.stack([gather_points(p, indices) for p in predictions])
+    value_sigma = np.stack([np.take_along_axis(s, indices, axis=1) for s in sigma])
+    fusion = fit_gamma(
+        values, value_sigma, gather_points(truth, indices), fitted.point_weights()[indices]
     )
+    return FitReport(
+        runs, fitted, scores, fusion.score, len(names), data, fusion, score, sigma_runs
+    )
+
+
+def _aligned_sigma(runs: list[RunFolder], names: np.ndarray, n_points: int) -> np.ndarray:
+    """Each run's validation sigma (runs, n, N) on `names`, NaN for a run without sigma."""
+    stacked = np.full((len(runs), len(names), n_points), np.nan)
+    for number, run in enumerate(runs):
+        loaded = run.val_predictions()
+        if loaded.sigma is not None:
+            position = {name: row for row, name in enumerate(loaded.file_names)}
+            stacked[number] = loaded.sigma[[position[name] for name in names]]
+    return stacked
 
 
 def weights_path_for(output: str | Path) -> Path:
@@ -225,7 +273,7 @@ def blend_runs(report: FitReport, output: str | Path, decimals: int = 4) -> Blen
     inputs = [*submissions, *(run.test_predictions_path for run in runs)]
     check_output(output, inputs)
     check_output(json_path, inputs)
-    if not fitted.per_region and all(path.is_file() for path in submissions):
+    if report.fusion is None and not fitted.per_region and all(p.is_file() for p in submissions):
         result = blend_submissions(submissions, fitted.weights[0], output, decimals=decimals)
     else:
         result = _blend_test_points(report, output, decimals)
@@ -240,15 +288,31 @@ def _blend_test_points(report: FitReport, output: str | Path, decimals: int) -> 
     test_points = read_test_points(test_points_path, n_points=n_points, ragged=True)
     indices = test_points.indices
     value_weights = report.fitted.point_weights()[indices]  # (rows, K, runs)
+    values = [_test_values(run, test_points, test_points_path, n_points) for run in report.runs]
+    if report.fusion is not None:
+        sigma = np.stack([_test_sigma(run, test_points, test_points_path) for run in report.runs])
+        value_weights = fused_weights(value_weights, sigma, report.fusion.gamma)
     total = np.zeros((*indices.shape, 2))
-    for number, run in enumerate(report.runs):
-        values = _test_values(run, test_points, test_points_path, n_points)
-        total += value_weights[:, :, number, None] * values
+    for number, run_values in enumerate(values):
+        total += value_weights[:, :, number, None] * run_values
     total[~test_points.mask] = np.nan  # ragged padding stays empty
     columns = np.ascontiguousarray(total.reshape(len(total), -1).T)
     header = ["file_name", *point_columns(indices.shape[1])]
     write_values(output, header, list(test_points.file_names), columns, decimals)
     return BlendResult(test_points.file_names, columns)
+
+
+def _test_sigma(run: RunFolder, test_points, test_points_path: Path) -> np.ndarray:
+    """A run's test sigma (rows, K) in test_points.csv order; NaN without sigma."""
+    indices = test_points.indices
+    if not run.test_predictions_path.is_file():
+        return np.full(indices.shape, np.nan)
+    predictions = run.test_predictions()
+    if predictions.sigma is None:
+        return np.full(indices.shape, np.nan)
+    reference, label = test_points.file_names, str(test_points_path)
+    order = align_order(run.test_predictions_path, predictions.file_names, reference, label)
+    return np.take_along_axis(predictions.sigma[order], np.maximum(indices, 0), axis=1)
 
 
 def _test_values(run: RunFolder, test_points, test_points_path: Path, n_points: int) -> np.ndarray:

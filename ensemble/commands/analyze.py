@@ -1,4 +1,4 @@
-"""`ens analyze`: uniformity, validation-to-leaderboard fit and per-point MSE, as a report."""
+"""`ens analyze`: uniformity, val-to-leaderboard fit, per-point MSE, error tails, calibration."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ _OPTIONS = {
         "--bootstrap",
         type=click.IntRange(min=10),
         help="Bootstrap resamples for the score intervals (default 1000).",
+    ),
+    "gallery": click.option(
+        "--gallery",
+        type=click.IntRange(1, 64),
+        help="Images per gallery of worst images and suspect labels (default 8).",
     ),
 }
 
@@ -95,28 +100,35 @@ def _print_section(section) -> None:
 
 
 @click.group(invoke_without_command=True)
-@_options("data", "runs", "scores", "test_points", "n_points", "alpha", "bootstrap")
+@_options("data", "runs", "scores", "test_points", "n_points", "alpha", "bootstrap", "gallery")
 @click.option(
-    "-o", "--output", type=_DIR, help="Report folder: report.html, summary.json and the PNGs."
+    "-o",
+    "--output",
+    type=_DIR,
+    help="Report folder: report.html, summary.json, suspect_labels.csv and the PNGs.",
 )
 @click.pass_context
 def analyze(ctx: click.Context, output: Path | None, **options) -> None:
-    """Report on a competition: index uniformity, val-to-leaderboard fit, per-point MSE.
+    """Report on a competition: index uniformity, val-to-leaderboard fit, where the error lives.
 
     \b
     ens analyze --data DATA --runs RUNS -o report     # all sections, report/report.html
     ens analyze uniformity --data DATA                # one section in the terminal
     ens analyze leaderboard --scores RUNS/scores.csv
     ens analyze points --runs RUNS --data DATA
+    ens analyze errors --runs RUNS -o report          # error tails, suspect_labels.csv
+    ens analyze calibration --runs RUNS -o report     # sigma of runs with uncertainty
 
     Each section runs when its inputs exist and says what is missing otherwise.
     """
-    ctx.obj = options
+    ctx.obj = {**options, "output": output}
     if ctx.invoked_subcommand is not None:
         return
     if output is None:
         raise click.UsageError("give -o REPORT (a folder) or a subcommand")
     from analysis.report import write_report
+    from analysis.section_calibration import calibration_section
+    from analysis.section_errors import DEFAULT_GALLERY, errors_section
     from analysis.sections import leaderboard_section, points_section, uniformity_section
     from ensemble.atomic import check_output
 
@@ -133,6 +145,8 @@ def analyze(ctx: click.Context, output: Path | None, **options) -> None:
         ),
         leaderboard_section(inputs.scores, output),
         points_section(inputs.runs, inputs.data, output, options["bootstrap"] or 1000),
+        errors_section(inputs.runs, inputs.data, output, options["gallery"] or DEFAULT_GALLERY),
+        calibration_section(inputs.runs, inputs.data, output),
     ]
     given = {
         name: str(value)
@@ -187,3 +201,70 @@ def points(ctx: click.Context, **options) -> None:
     options = _merged(ctx, options)
     inputs = _inputs(options)
     _print_section(points_section(inputs.runs, inputs.data, None, options["bootstrap"] or 1000))
+
+
+@analyze.command()
+@_options("data", "runs", "gallery")
+@click.option(
+    "-o",
+    "--output",
+    type=_DIR,
+    help="Folder for suspect_labels.csv and the gallery PNGs (default: print only).",
+)
+@click.pass_context
+def errors(ctx: click.Context, **options) -> None:
+    """Where the error lives: per-image MSE/NME tails, worst images, suspect labels.
+
+    \b
+    ens analyze errors --runs RUNS -o report    # report/suspect_labels.csv, *.png
+
+    Per run, on validation (and on test with the demo truth): P50/P90/P99 per-image MSE and
+    NME, the share of the worst 1% and 5% of images and the score without them. A label is
+    suspect when the runs agree with each other and all disagree with it.
+    """
+    from analysis.section_errors import DEFAULT_GALLERY, errors_section
+    from ensemble.atomic import check_output
+
+    options = _merged(ctx, options)
+    inputs = _inputs(options)
+    output = options["output"]
+    if output is not None:
+        check_output(output, read_dirs=[d for d in (inputs.data, inputs.runs) if d], folder=True)
+    section = errors_section(
+        inputs.runs, inputs.data, output, options["gallery"] or DEFAULT_GALLERY
+    )
+    _print_section(section)
+    click.echo(f"\nIn short: {section.headline}.")
+
+
+@analyze.command()
+@_options("data", "runs")
+@click.option(
+    "-o",
+    "--output",
+    type=_DIR,
+    help="Folder for calibration_reliability.png (default: print only).",
+)
+@click.pass_context
+def calibration(ctx: click.Context, **options) -> None:
+    """Calibration of the sigma of runs trained with `uncertainty = "gaussian" | "laplace"`.
+
+    \b
+    ens analyze calibration --runs RUNS -o report    # report/calibration_reliability.png
+
+    Per run with sigma, on validation (and on test with the demo truth): the share of
+    coordinates inside the central 68% and 95% intervals, mean sigma, NLL, and a verdict
+    (well calibrated within 3 points of nominal, else over- or under-confident); the plot
+    bins sigma by quantiles against the observed RMS error.
+    """
+    from analysis.section_calibration import calibration_section
+    from ensemble.atomic import check_output
+
+    options = _merged(ctx, options)
+    inputs = _inputs(options)
+    output = options["output"]
+    if output is not None:
+        check_output(output, read_dirs=[d for d in (inputs.data, inputs.runs) if d], folder=True)
+    section = calibration_section(inputs.runs, inputs.data, output)
+    _print_section(section)
+    click.echo(f"\nIn short: {section.headline}.")

@@ -82,10 +82,12 @@ class FiniteRange(click.FloatRange):
 @click.option("--data", type=click.Path(path_type=Path), help="Data folder for --fit.")
 @click.option(
     "--method",
-    type=click.Choice(["lsq", "greedy"]),
+    type=click.Choice(["lsq", "greedy", "uncertainty"]),
     default="lsq",
     show_default=True,
-    help="--fit: constrained least squares, or Caruana greedy selection.",
+    help="--fit: constrained least squares, Caruana greedy selection, or uncertainty: the lsq "
+    "weights, then per image and landmark w_r / sigma_r^(2 gamma) for runs trained with "
+    "`uncertainty` (gamma chosen on validation, never worse than lsq there).",
 )
 @click.option("--per-region", is_flag=True, help="--fit: one weight vector per face region.")
 @click.option(
@@ -236,9 +238,18 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
         click.echo(f"{name:<32} {score:>12.6g} {weight:>8.4f}")
     best = float(report.val_scores.min())
     gain = 100 * (best - report.blend_score) / best if best > 0 else 0.0
-    click.echo(
-        f"{'blend':<32} {report.blend_score:>12.6g}   ({gain:.2f}% below the best single run)"
-    )
+    if report.fusion is not None:
+        lsq_gain = 100 * (best - report.fitted_score) / best if best > 0 else 0.0
+        below = f"({lsq_gain:.2f}% below the best single run)"
+        click.echo(f"{'lsq blend':<32} {report.fitted_score:>12.6g}   {below}")
+        label = f"fused (gamma {report.fusion.gamma:g})"
+    else:
+        label = "blend"
+    click.echo(f"{label:<32} {report.blend_score:>12.6g}   ({gain:.2f}% below the best single run)")
+    if report.fusion is not None:
+        without = [n for n in names if n not in report.sigma_runs]
+        note = f"; without sigma (fitted weight kept): {', '.join(without)}" if without else ""
+        click.echo(f"sigma from {', '.join(report.sigma_runs)}{note}")
     if report.fitted.per_region:
         click.echo("per-region weights (weight column above: their mean):")
         click.echo(f"{'region':<26} " + " ".join(f"{n[:10]:>10}" for n in names))

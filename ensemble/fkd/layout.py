@@ -1,4 +1,4 @@
-"""The 15-keypoint layout of Kaggle Facial Keypoints, with its left/right twins.
+"""The 15-keypoint layout of Kaggle Facial Keypoints, with its left/right twins and eyes.
 
 Kaggle's "left" is the subject's left, which appears on the right of the image (larger x).
 """
@@ -53,12 +53,15 @@ FKD_TWINS: dict[str, str] = {
 }
 
 FKD_LAYOUT = Layout(
-    "fkd15", tuple(Region(name, index, index + 1) for index, name in enumerate(KEYPOINTS))
+    "fkd15",
+    tuple(Region(name, index, index + 1) for index, name in enumerate(KEYPOINTS)),
+    twins=tuple(FKD_TWINS.items()),
+    eyes=((EYES[0],), (EYES[1],)),
 )
 
 
 def fkd_layout() -> Layout:
-    """The 15-keypoint layout: one single-point region per keypoint, in Kaggle's column order."""
+    """The 15-keypoint layout: a one-point region per keypoint, its twins and eye centres."""
     return FKD_LAYOUT
 
 

@@ -1,10 +1,9 @@
-"""Missing landmark labels (NaN, Kaggle Facial Keypoints): checks and masked validation metrics.
+"""Missing landmark labels (NaN, Kaggle Facial Keypoints): the checks that make them trainable.
 
 A NaN in the training landmarks means "not labelled". Training rows and points without any
 label are errors (they would silently turn into NaN means and scores); everything else leaves
-the missing values out: the mean shape (`ensemble.baseline.mean_shape`) is a nanmean, scores
-average over present values only.
-With every label present each function equals its unmasked counterpart exactly.
+the missing values out: the mean shape (`ensemble.baseline.mean_shape`) is a nanmean, the loss
+and the validation metrics (`models.val_metrics`) average over present values only.
 """
 
 from __future__ import annotations
@@ -13,12 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.baseline import mean_shape as mean_shape  # its one home; re-exported here
 from ensemble.errors import InputError
-from ensemble.metrics import metric_report
-
-PCK_ALPHA = 0.1  # PCK threshold: a point is correct within 0.1 x the inter-ocular distance
-METRIC_KEYS = ("val_rmse", "val_mae", "val_nme", "val_pck")
 
 
 def check_labels(path: str | Path, points: np.ndarray, train_rows: np.ndarray) -> None:
@@ -54,20 +48,3 @@ def check_labels(path: str | Path, points: np.ndarray, train_rows: np.ndarray) -
             f"Point_M{point} has no label among the {len(train_rows)} training images "
             f"({int(unlabelled.sum())} such point(s)); its mean shape and loss are undefined",
         )
-
-
-def masked_crop_mse(normalised: np.ndarray, targets: np.ndarray, size: int) -> float:
-    """MSE in crop pixels over the labelled target values."""
-    present = ~np.isnan(targets)
-    return float(np.mean((normalised[present] - targets[present]) ** 2) * size**2)
-
-
-def validation_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
-    """Masked RMSE, MAE (pixels), NME and PCK@PCK_ALPHA (eye centres of the layout, if known)."""
-    report = metric_report(predicted, truth, alpha=PCK_ALPHA)
-    return {
-        "val_rmse": report.rmse,
-        "val_mae": report.mae,
-        "val_nme": report.nme,
-        "val_pck": report.pck,
-    }
