@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ensemble.errors import InputError
+from ensemble.formats import read_landmarks_header
 from ensemble.layout import DEFAULT_LAYOUT
 
 DEFAULT_N_POINTS = DEFAULT_LAYOUT.n_points  # where no data says N: the competition's layout
@@ -21,16 +22,6 @@ class Inputs:
     scores: Path | None
     runs: Path | None
     data: Path | None
-
-
-def n_points_from_header(path: Path) -> int:
-    """N from a landmarks TSV header (file_name + 2N columns), reading only the first line."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        header = handle.readline().rstrip("\r\n").split("\t")
-    values = len(header) - 1
-    if header[0] != "file_name" or values <= 0 or values % 2:
-        raise InputError(path, "header is not file_name followed by X/Y point columns", 1)
-    return values // 2
 
 
 def resolve_inputs(
@@ -55,7 +46,7 @@ def resolve_inputs(
     if n_points is None:
         labels = data / "train" / "landmarks.csv" if data is not None else None
         if labels is not None and labels.is_file():
-            n_points, source = n_points_from_header(labels), f"header of {labels}"
+            n_points, source = read_landmarks_header(labels), f"header of {labels}"
         else:
             n_points = DEFAULT_N_POINTS
             source = f"default (the competition's {DEFAULT_N_POINTS})"

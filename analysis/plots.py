@@ -115,22 +115,19 @@ def _fit_panel(axes, labels: list[str], val: np.ndarray, fit: TargetFit) -> None
     grid = np.linspace(finite_val.min() - 0.08 * span, finite_val.max() + 0.08 * span, 200)
     line = fit.clean  # without flagged outliers: the line the predictions use
     name = "OLS without outliers" if fit.clean is not fit.ols else "OLS"
-    axes.fill_between(
-        grid,
-        line.predict(grid) - line.prediction_halfwidth(grid),
-        line.predict(grid) + line.prediction_halfwidth(grid),
-        color="#1f5fa8",
-        alpha=0.12,
-        label=f"{name} {line.level:.0%} prediction interval",
+    bands = (
+        (line.prediction_halfwidth, 0.12, "prediction interval"),
+        (line.confidence_halfwidth, 0.3, "confidence band"),
     )
-    axes.fill_between(
-        grid,
-        line.predict(grid) - line.confidence_halfwidth(grid),
-        line.predict(grid) + line.confidence_halfwidth(grid),
-        color="#1f5fa8",
-        alpha=0.3,
-        label=f"{name} {line.level:.0%} confidence band",
-    )
+    for halfwidth, alpha, band in bands:
+        axes.fill_between(
+            grid,
+            line.predict(grid) - halfwidth(grid),
+            line.predict(grid) + halfwidth(grid),
+            color="#1f5fa8",
+            alpha=alpha,
+            label=f"{name} {line.level:.0%} {band}",
+        )
     axes.plot(
         grid,
         line.predict(grid),

@@ -17,6 +17,7 @@ from analysis.calibration import (
 )
 from analysis.document import Figure, Paragraph, Section, Table, fmt
 from ensemble.errors import InputError
+from ensemble.formats import row_index
 from ensemble.uncertainty import KINDS, interval_halfwidth
 
 TITLE = "5. Calibration of the predicted sigma (runs with uncertainty)"
@@ -31,7 +32,7 @@ def _labels(path: Path):
     from ensemble.formats import read_landmarks
 
     labels = read_landmarks(path, allow_missing=True)
-    return labels, {name: row for row, name in enumerate(labels.file_names)}
+    return labels, row_index(labels.file_names)
 
 
 def _truth(labels, position: dict, path: Path, names: np.ndarray, source: Path) -> np.ndarray:
@@ -112,7 +113,7 @@ def calibration_section(
     runs_dir: Path | None, data_dir: Path | None, out_dir: Path | None = None
 ) -> Section:
     """Per run with sigma: interval coverage, NLL, a verdict and a reliability plot."""
-    from ensemble.runs import data_dir_of, find_runs
+    from ensemble.runs import NO_DATA, data_dir_of, find_runs
 
     section = Section("calibration", TITLE)
     if runs_dir is None:
@@ -125,10 +126,7 @@ def calibration_section(
         return section
     data_dir = data_dir or data_dir_of(runs)
     if data_dir is None:
-        section.missing = (
-            "no true landmarks: give --data DIR (with train/landmarks.csv) or record `data` in "
-            "the runs' config.toml"
-        )
+        section.missing = NO_DATA
         return section
     data_dir = Path(data_dir)
     results, without, test_missing = calibrate_runs(runs, data_dir)

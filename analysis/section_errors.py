@@ -10,6 +10,7 @@ import numpy as np
 from analysis.document import Figure, Paragraph, Section, Table, fmt
 from analysis.image_errors import PERCENTILES, WORST_PERCENT, Tail, image_mse, image_nme, tail
 from ensemble.errors import InputError
+from ensemble.formats import row_index
 
 TITLE = "4. Where the error lives (per-image errors, suspect labels)"
 DEFAULT_GALLERY = 8
@@ -95,19 +96,6 @@ def tail_sentence(item: Tail, split: str) -> str:
     )
 
 
-def _load_validation(runs) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(file names, predictions (R, n, N, 2), one run's tta_spread or None), names sorted."""
-    from ensemble.runs import align_predictions
-
-    if len(runs) > 1:
-        names, predictions = align_predictions(runs)
-        return names, predictions, None
-    loaded = runs[0].val_predictions()
-    order = np.argsort(loaded.file_names.astype(str), kind="stable")
-    spread = None if loaded.tta_spread is None else loaded.tta_spread[order]
-    return loaded.file_names[order], loaded.points[order][None], spread
-
-
 def _test_split(runs, data_dir: Path) -> SplitErrors | str:
     """The test split's errors where the demo truth and test predictions exist, else why not."""
     from ensemble.formats import read_landmarks
@@ -129,10 +117,10 @@ def _test_split(runs, data_dir: Path) -> SplitErrors | str:
     for run, item in zip(with_test, loaded, strict=True):
         if item.points.shape[1] != loaded[0].points.shape[1]:
             raise InputError(run.test_predictions_path, "point count differs from the other runs")
-        position = {name: row for row, name in enumerate(item.file_names)}
+        position = row_index(item.file_names)
         stacked.append(item.points[[position[name] for name in names]])
     labels = read_landmarks(truth_path, allow_missing=True)
-    position = {name: row for row, name in enumerate(labels.file_names)}
+    position = row_index(labels.file_names)
     missing = [name for name in names if name not in position]
     if missing:
         raise InputError(
@@ -167,7 +155,7 @@ def errors_section(
     With `out_dir`, also writes out_dir/suspect_labels.csv and the gallery PNGs.
     """
     from analysis.suspect_labels import find_suspects
-    from ensemble.runs import data_dir_of, find_runs, truth_for
+    from ensemble.runs import NO_DATA, data_dir_of, find_runs, load_validation
 
     section = Section("errors", TITLE)
     if runs_dir is None:
@@ -180,20 +168,12 @@ def errors_section(
         return section
     data_dir = data_dir or data_dir_of(runs)
     if data_dir is None:
-        section.missing = (
-            "no true landmarks: give --data DIR (with train/landmarks.csv) or record `data` in "
-            "the runs' config.toml"
-        )
+        section.missing = NO_DATA
         return section
     data_dir = Path(data_dir)
-    names, predictions, tta_spread = _load_validation(runs)
-    truth = truth_for(data_dir, names)
-    if truth.shape[1] != predictions.shape[2]:
-        raise InputError(
-            runs[0].val_predictions_path,
-            f"{predictions.shape[2]} points per image, the labels in {data_dir} have "
-            f"{truth.shape[1]}",
-        )
+    validation = load_validation(runs, data_dir)
+    names, predictions, truth = validation.names, validation.predictions, validation.truth
+    tta_spread = validation.aligned[0].tta_spread if len(runs) == 1 else None
     run_names = [run.name for run in runs]
     val = split_errors(
         "validation", names, data_dir / "train" / "images", run_names, predictions, truth

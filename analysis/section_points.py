@@ -20,7 +20,7 @@ def points_section(
 ) -> Section:
     """Per-point and per-region MSE of the runs' validation predictions."""
     from analysis.per_point import analyze_points
-    from ensemble.runs import align_predictions, data_dir_of, find_runs, truth_for
+    from ensemble.runs import NO_DATA, data_dir_of, find_runs, load_validation
 
     section = Section("points", _title("30-index subsets"))
     if runs_dir is None:
@@ -33,19 +33,10 @@ def points_section(
         return section
     data_dir = data_dir or data_dir_of(runs)
     if data_dir is None:
-        section.missing = (
-            "no true landmarks: give --data DIR (with train/landmarks.csv) or record `data` in "
-            "the runs' config.toml"
-        )
+        section.missing = NO_DATA
         return section
-    names, predictions = align_predictions(runs)
-    truth = truth_for(data_dir, names)
-    if truth.shape[1] != predictions.shape[2]:
-        raise InputError(
-            runs[0].val_predictions_path,
-            f"{predictions.shape[2]} points per image, the labels in {data_dir} have "
-            f"{truth.shape[1]}",
-        )
+    validation = load_validation(runs, data_dir)
+    names, predictions, truth = validation.names, validation.predictions, validation.truth
     layout = dataset_layout(data_dir, truth.shape[1])
     result = analyze_points(
         [run.name for run in runs], predictions, truth, names, layout, n_boot=n_boot, seed=seed

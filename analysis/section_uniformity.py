@@ -28,6 +28,12 @@ def uniformity_section(
             "or --test-points FILE"
         )
         return section
+    if n_points < 2:
+        section.missing = (
+            f"N = {n_points} (from {n_points_from or 'the caller'}): a uniformity test needs "
+            "at least 2 landmarks"
+        )
+        return section
     layout = dataset_layout(data_dir, n_points)
     table = read_test_points(path, n_points=n_points, ragged=True)
     result = uniformity(table.indices, layout, alpha)

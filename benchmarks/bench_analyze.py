@@ -1,6 +1,6 @@
 """Benchmark `ens analyze uniformity` on a full-size test_points.csv (99,819 rows x 30 of 971).
 
-Target (DESIGN.md): read + chi-square analysis in under 1 s. Prints the median of several
+Target: read + chi-square analysis in under 1 s. Prints the median of several
 repeats for: reading test_points.csv, the analysis alone, both together, and the plot.
 
     .venv/bin/python benchmarks/bench_analyze.py [--rows 99819] [--repeats 5]

@@ -85,13 +85,10 @@ def _peak_memory(paths: list[Path], output: Path) -> tuple[float, float]:
 
 def _cli_walls(paths: list[Path], output: Path, repeats: int) -> list[float]:
     """Wall times of `ens blend PATHS -o OUTPUT` as a user runs it: a fresh process each time."""
+    from bench_start import wall_times  # beside this file
+
     command = [sys.executable, "-m", "ensemble", "blend", *map(str, paths), "-o", str(output)]
-    walls = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        walls.append(time.perf_counter() - start)
-    return walls
+    return wall_times(command, repeats)
 
 
 def main() -> None:

@@ -15,33 +15,38 @@ from ensemble.formats import gather_points, read_landmarks, read_test_points, wr
 from ensemble.images import image_sizes
 
 
+def unlabelled_points(points: np.ndarray) -> np.ndarray:
+    """Indices of the points of (n, N, 2) that no image labels (NaN in every image)."""
+    return np.flatnonzero(np.isnan(points).all(axis=0).any(axis=1))
+
+
 def mean_shape(points: np.ndarray, path: str | Path | None = None) -> np.ndarray:
     """Mean over images of (n, N, 2) points, leaving missing (NaN) values out.
 
     Raises InputError naming `path` and the point when a point has no label in any image.
     """
     points = np.asarray(points, dtype=np.float64)
-    unlabelled = np.isnan(points).all(axis=0).any(axis=1)
-    if unlabelled.any():
-        point = int(np.flatnonzero(unlabelled)[0])
+    unlabelled = unlabelled_points(points)
+    if len(unlabelled):
         raise InputError(
             path,
-            f"Point_M{point} has no label in any image ({int(unlabelled.sum())} such point(s) "
+            f"Point_M{unlabelled[0]} has no label in any image ({len(unlabelled)} such point(s) "
             f"among {len(points)} images); its mean shape is undefined",
         )
     return np.nanmean(points, axis=0)
 
 
-def mean_relative_shape(
-    points: np.ndarray, sizes: np.ndarray, path: str | Path | None = None
+def mean_shape_points(
+    points: np.ndarray, sizes: np.ndarray, target_sizes: np.ndarray, path: str | Path | None = None
 ) -> np.ndarray:
-    """Mean landmark shape (N, 2) in coordinates divided by each image's (width, height)."""
-    return mean_shape(np.asarray(points, np.float64) / sizes[:, None, :], path)
+    """The mean-shape prediction (n, N, 2 pixels) for images of `target_sizes` (n, 2).
 
-
-def shape_for_images(relative: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Map a relative mean shape (N, 2) to images of the given sizes: (n, N, 2) pixels."""
-    return relative[None, :, :] * sizes[:, None, :]
+    The mean of the training `points` (m, N, 2) divided by their images' (width, height)
+    `sizes` (m, 2), scaled by each target image's size: the baseline of `ens baseline`, of
+    the runs' baseline val score and of undecodable test images.
+    """
+    relative = mean_shape(np.asarray(points, np.float64) / sizes[:, None, :], path)
+    return relative[None, :, :] * np.asarray(target_sizes)[:, None, :]
 
 
 def baseline_submission(data_dir: str | Path, output: str | Path) -> np.ndarray:
@@ -49,14 +54,11 @@ def baseline_submission(data_dir: str | Path, output: str | Path) -> np.ndarray:
     data = Path(data_dir)
     labels_path = data / "train" / "landmarks.csv"
     train = read_landmarks(labels_path, allow_missing=True)
-    relative = mean_relative_shape(
-        train.points, image_sizes(data / "train" / "images", train.file_names), labels_path
-    )
+    train_sizes = image_sizes(data / "train" / "images", train.file_names)
     test_points = read_test_points(
         data / "test" / "test_points.csv", n_points=train.n_points, ragged=True
     )
-    predicted = shape_for_images(
-        relative, image_sizes(data / "test" / "images", test_points.file_names)
-    )
+    test_sizes = image_sizes(data / "test" / "images", test_points.file_names)
+    predicted = mean_shape_points(train.points, train_sizes, test_sizes, labels_path)
     write_submission(output, test_points.file_names, gather_points(predicted, test_points.indices))
     return predicted

@@ -1,7 +1,7 @@
 """A parametric 971-point face: the template shape and random identities, expressions and poses.
 
 Shapes live in a normalised frame: x to the right, y down, the face about 1 wide and centred
-near 0. The point order follows the 971-point layout of DESIGN.md (`ensemble.layout.FACE_971`);
+near 0. The point order follows the competition's 971-point layout (`ensemble.layout.FACE_971`);
 "left" means smaller x, as seen in the image. Every right-hand feature is built as the mirror
 image of a left-hand one (built from the right side's own parameters), so a symmetric parameter
 set gives an exactly symmetric shape.

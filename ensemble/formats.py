@@ -85,6 +85,11 @@ class Submission:
         return len(self.file_names)
 
 
+def row_index(file_names: Iterable[str]) -> dict[str, int]:
+    """{file name: row} of names in row order: where each image is (a repeat: its last row)."""
+    return {name: row for row, name in enumerate(file_names)}
+
+
 # ----------------------------------------------------------------------------------------------
 # shared checks
 
@@ -147,8 +152,17 @@ def _read_header(path: Path, sep: str) -> list[str]:
     return first.split(sep)
 
 
-def _parse_point_header(path: Path, header: list[str], prefix: str) -> int:
-    """Check `file_name, <prefix>0_X, <prefix>0_Y, ...` and return the number of points."""
+def read_point_header(path: str | Path, sep: str = "\t", prefix: str = "Point_M") -> list[str]:
+    """The checked header of a landmarks file (`sep` tab) or a submission (`sep` comma).
+
+    The one header parser: `file_name`, then `<prefix>0_X`, `<prefix>0_Y`, ... for N points
+    (N = (len(header) - 1) // 2). A comma-separated file is CSV: a field in double quotes is
+    read without them. Raises `InputError` on line 1 naming the first wrong column.
+    """
+    path = Path(path)
+    header = _read_header(path, sep)
+    if sep == ",":
+        header = [_unquote(field.strip()) for field in header]
     if header[0] != FILE_COLUMN:
         raise InputError(
             path, f"first column must be '{FILE_COLUMN}', found {quoted(header[0])}", 1
@@ -164,7 +178,13 @@ def _parse_point_header(path: Path, header: list[str], prefix: str) -> int:
             raise InputError(
                 path, f"header column {position} is {quoted(got)}, expected '{want}'", 1
             )
-    return n_values // 2
+    return header
+
+
+def _unquote(field: str) -> str:
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        return field[1:-1]
+    return field
 
 
 def _check_file_names(path: Path, names: pd.Series, first_line: int, seen: dict) -> None:
@@ -242,18 +262,34 @@ def _reader(path: Path, sep: str, chunksize: int | None):
     )
 
 
-_EXPECTED_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+def parser_error(
+    path: Path, error: Exception, sep: str = "\t", csv_quotes: bool = False
+) -> InputError:
+    """The InputError for a file that pandas' parser rejected, located in the file itself.
 
+    pandas' C parser stops at the first row with more fields than the header. This reads the
+    rows (CSV records when `csv_quotes`, else plain `sep`-separated lines) and names the first
+    such row with both counts; a file without one (an unclosed quote, say) gets the parser's
+    own message. Nothing depends on the wording of that message.
+    """
+    import csv
 
-def _translate_parser_error(path: Path, error: Exception) -> InputError:
-    match = _EXPECTED_FIELDS.search(str(error))
-    if match:
-        expected, line, saw = (int(g) for g in match.groups())
-        return InputError(path, f"expected {expected} columns, found {saw}", line)
+    quoting = csv.QUOTE_MINIMAL if csv_quotes else csv.QUOTE_NONE
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+            rows = csv.reader(handle, delimiter=sep, quoting=quoting)
+            expected = len(next(rows, []))
+            for fields in rows:
+                if len(fields) > expected:
+                    return InputError(
+                        path, f"expected {expected} columns, found {len(fields)}", rows.line_num
+                    )
+    except (OSError, csv.Error):
+        pass
     return InputError(path, f"cannot parse: {quoted(error)}")
 
 
-def _count_data_lines(path: Path) -> int:
+def count_data_lines(path: Path) -> int:
     """Number of lines after the header (a missing final newline is fine)."""
     count = 0
     last = b"\n"
@@ -281,12 +317,12 @@ def read_landmarks(
     located by a second, checking pass that names the line.
     """
     path = Path(path)
-    header = _read_header(path, "\t")
-    n_points = _parse_point_header(path, header, prefix)
+    header = read_point_header(path, "\t", prefix)
+    n_points = (len(header) - 1) // 2
     plain = _read_landmarks_native(path, n_points)
     if plain is not None:
         return plain
-    n_rows = _count_data_lines(path)
+    n_rows = count_data_lines(path)
     points = np.empty((n_rows, n_points, 2), dtype=np.float32)
     try:
         names = _fill_landmarks_fast(path, header, points, allow_missing)
@@ -308,13 +344,10 @@ def _read_landmarks_native(path: Path, n_points: int) -> Landmarks | None:
 
     from ensemble.blend import native
 
-    lib = native.library()
-    if lib is None:
+    plain = native.plain_file(path)
+    if plain is None:
         return None
-    buffer = native.read_bytes(path)
-    if len(buffer) == 0 or buffer[-1] != 10:
-        return None
-    start = native.body_start(lib, buffer)
+    lib, buffer, start = plain
     cuts = native.split_rows(lib, buffer, start, 2 if len(buffer) - start > 1 << 23 else 1)
     counts = [native.count_lines(lib, buffer, a, b) for a, b in itertools.pairwise(cuts)]
     rows = sum(counts)
@@ -353,8 +386,7 @@ def _read_landmarks_native(path: Path, n_points: int) -> Landmarks | None:
 
 def read_landmarks_header(path: str | Path, prefix: str = "Point_M") -> int:
     """Check a landmarks TSV's header (as `read_landmarks` does) and return its N points."""
-    path = Path(path)
-    return _parse_point_header(path, _read_header(path, "\t"), prefix)
+    return (len(read_point_header(path, "\t", prefix)) - 1) // 2
 
 
 def read_landmarks_at(
@@ -375,14 +407,14 @@ def read_landmarks_at(
     from ensemble.blend import native
 
     path = Path(path)
-    n_points = _parse_point_header(path, _read_header(path, "\t"), prefix)
+    n_points = read_landmarks_header(path, prefix)
     lib = native.library()
     indices = np.ascontiguousarray(indices, dtype=np.int32)
     rows, k = indices.shape
     if lib is None or rows == 0 or rows != len(file_names):
         return None
-    buffer = native.read_bytes(path)
-    if len(buffer) == 0 or buffer[-1] != 10:
+    buffer = native.plain_bytes(path)
+    if buffer is None:
         return None
     reference = native.Names(*native.names_from_strings(list(file_names)))
     out = np.empty((rows, k, 2), dtype=np.float64)
@@ -491,7 +523,7 @@ def _fill_landmarks_checked(
             names.extend(chunk[FILE_COLUMN].tolist())
             row += len(chunk)
     except pd.errors.ParserError as error:
-        raise _translate_parser_error(path, error) from None
+        raise parser_error(path, error) from None
     except UnicodeDecodeError as error:
         check_utf8(path)
         raise InputError(path, f"not UTF-8 text ({error})") from None
@@ -553,9 +585,12 @@ def write_landmarks(
 # test_points.csv
 
 _LIST_PATTERN = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]")
+_MAX_INDEX = np.iinfo(np.int64).max  # what the vectorised parser reads
 
 
-def _parse_index_lists(path: Path, lists: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _parse_index_lists(
+    path: Path, lists: pd.Series, n_points: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Parse `[i, j, ...]` literals vectorised with pyarrow: (flat indices, count per row).
 
     The fast path never looks at a row twice; only when something fails does a per-row check
@@ -579,6 +614,12 @@ def _parse_index_lists(path: Path, lists: pd.Series) -> tuple[np.ndarray, np.nda
             if not _LIST_PATTERN.fullmatch(text.strip()):
                 raise InputError(
                     path, f"point_index_list {quoted(text)} is not a list like [1, 2, 3]", row + 2
+                ) from None
+            huge = [token for token in re.findall(r"\d+", text) if int(token) > _MAX_INDEX]
+            if huge:
+                bound = f" [0, {n_points})" if n_points is not None else ""
+                raise InputError(
+                    path, f"point index {huge[0]} out of range{bound}", row + 2
                 ) from None
         raise
     return flat, pc.list_value_length(parts).to_numpy(zero_copy_only=False)
@@ -614,7 +655,7 @@ def read_test_points(
         frame = _reader(path, "\t", None)
         frame = frame.astype({POINTS_COLUMN: str}) if len(frame) else frame
     except pd.errors.ParserError as error:
-        raise _translate_parser_error(path, error) from None
+        raise parser_error(path, error) from None
     except UnicodeDecodeError as error:
         check_utf8(path)
         raise InputError(path, f"not UTF-8 text ({error})") from None
@@ -627,7 +668,7 @@ def read_test_points(
         raise InputError(
             path, "missing point_index_list (expected 2 tab-separated columns)", row + 2
         )
-    flat, counts = _parse_index_lists(path, frame[POINTS_COLUMN])
+    flat, counts = _parse_index_lists(path, frame[POINTS_COLUMN], n_points)
     indices = _rows_from_flat(path, flat, counts, ragged)
     _check_index_rows(path, indices, n_points)
     return TestPoints(frame[FILE_COLUMN].to_numpy(dtype=object), indices.astype(np.int32))
@@ -643,13 +684,10 @@ def _read_test_points_native(path: Path, n_points: int | None) -> tuple | None:
     """
     from ensemble.blend import native
 
-    lib = native.library()
-    if lib is None:
+    plain = native.plain_file(path)
+    if plain is None:
         return None
-    buffer = native.read_bytes(path)
-    if len(buffer) == 0 or buffer[-1] != 10:
-        return None
-    start = native.body_start(lib, buffer)
+    lib, buffer, start = plain
     rows = native.count_lines(lib, buffer, start)
     if rows == 0:
         return None

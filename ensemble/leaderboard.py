@@ -16,6 +16,7 @@ from ensemble.formats import (
     read_landmarks_header,
     read_submission,
     read_test_points,
+    row_index,
 )
 from ensemble.scoring import LeaderboardScore, score_values
 
@@ -35,7 +36,7 @@ def hidden_truth(data_dir: str | Path) -> tuple:
         )
     truth = read_landmarks(truth_path)
     test_points = read_test_points(data / "test" / "test_points.csv", n_points=truth.n_points)
-    position = {name: row for row, name in enumerate(truth.file_names)}
+    position = row_index(truth.file_names)
     missing = [name for name in test_points.file_names if name not in position]
     if missing:
         raise InputError(truth_path, f"no truth for test image '{missing[0]}'")

@@ -1,4 +1,4 @@
-"""Reading run folders written by `ens train-all` (see DESIGN.md, "Runs")."""
+"""Run folders (`ens train-all`'s RUNS/<run>/): every path in one, and its reads and writes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
-from ensemble.formats import Landmarks, read_landmarks
+from ensemble.formats import Landmarks, read_landmarks, row_index
 from ensemble.predictions import Predictions, load_predictions
 
 VAL_PREDICTIONS = "val_predictions.npz"
@@ -22,6 +23,8 @@ METRICS = "metrics.csv"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.pt"  # every epoch (and every checkpoint_every steps): what resumes
 BEST_CHECKPOINT = "best.pt"  # the best val score so far: what predicts
+ERROR_LOG = "error.txt"  # a failed run's traceback
+SCORES = "scores.csv"  # RUNS/scores.csv: one row per run
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,61 @@ class RunFolder:
         """Path of the ready submission."""
         return self.path / SUBMISSION
 
+    @property
+    def config_path(self) -> Path:
+        """config.toml: the data folder and the resolved configuration."""
+        return self.path / CONFIG
+
+    @property
+    def summary_path(self) -> Path:
+        """summary.json: written last, so its presence means the run finished."""
+        return self.path / SUMMARY
+
+    @property
+    def metrics_path(self) -> Path:
+        """metrics.csv: one row per epoch."""
+        return self.path / METRICS
+
+    @property
+    def error_log(self) -> Path:
+        """error.txt: the traceback of a failed run."""
+        return self.path / ERROR_LOG
+
+    @property
+    def finished(self) -> bool:
+        """True when summary.json exists."""
+        return self.summary_path.is_file()
+
+    def write_config(self, text: str) -> None:
+        """Write config.toml atomically."""
+        with atomic_open(self.config_path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def update_summary(self, values: dict) -> None:
+        """Merge `values` into summary.json (written atomically)."""
+        summary = self.summary()
+        summary.update(values)
+        with atomic_open(self.summary_path, "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2)
+
+    def mark_unfinished(self) -> None:
+        """Remove summary.json: the run is to be (re)trained."""
+        self.summary_path.unlink(missing_ok=True)
+
+    def write_error(self, text: str) -> None:
+        """Write error.txt atomically."""
+        with atomic_open(self.error_log, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def record_score(self, score: float) -> None:
+        """Add or replace this run's row of RUNS/scores.csv (the folder above the run)."""
+        from ensemble.scores_table import upsert_score_row
+
+        upsert_score_row(
+            self.path.parent / SCORES,
+            {"run": self.name, "submission": f"{self.name}/{SUBMISSION}", "val": score},
+        )
+
     def val_predictions(self) -> Predictions:
         """Load the validation predictions."""
         return load_predictions(self.val_predictions_path)
@@ -76,12 +134,12 @@ class RunFolder:
 
     def summary(self) -> dict:
         """summary.json as a dict ({} when absent)."""
-        path = self.path / SUMMARY
+        path = self.summary_path
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def config(self) -> dict:
         """config.toml as a dict ({} when absent); InputError when it is not valid TOML."""
-        path = self.path / CONFIG
+        path = self.config_path
         if not path.is_file():
             return {}
         try:
@@ -120,7 +178,7 @@ def truth_for(data_dir: str | Path, file_names: np.ndarray) -> np.ndarray:
     """True train landmarks (n, N, 2) for `file_names`, in that order, from DATA/train."""
     path = Path(data_dir) / "train" / "landmarks.csv"
     landmarks: Landmarks = read_landmarks(path, allow_missing=True)
-    position = {name: row for row, name in enumerate(landmarks.file_names)}
+    position = row_index(landmarks.file_names)
     missing = [name for name in file_names if name not in position]
     if missing:
         raise InputError(
@@ -131,6 +189,12 @@ def truth_for(data_dir: str | Path, file_names: np.ndarray) -> np.ndarray:
 
 def align_predictions(runs: list[RunFolder]) -> tuple[np.ndarray, np.ndarray]:
     """Validation predictions of all runs on their common images: (names, (R, n, N, 2))."""
+    names, aligned = _aligned(runs)
+    return names, np.stack([item.points for item in aligned])
+
+
+def _aligned(runs: list[RunFolder]) -> tuple[np.ndarray, list[Predictions]]:
+    """Each run's validation predictions on the runs' common images, sorted by name."""
     loaded = [run.val_predictions() for run in runs]
     common = set(loaded[0].file_names)
     for item in loaded[1:]:
@@ -138,10 +202,58 @@ def align_predictions(runs: list[RunFolder]) -> tuple[np.ndarray, np.ndarray]:
     if not common:
         raise InputError(runs[0].path, "the runs share no validation image")
     names = np.array(sorted(common), dtype=object)
-    stacked = []
+    aligned = []
     for run, item in zip(runs, loaded, strict=True):
         if item.points.shape[1] != loaded[0].points.shape[1]:
             raise InputError(run.val_predictions_path, "point count differs from the other runs")
-        position = {name: row for row, name in enumerate(item.file_names)}
-        stacked.append(item.points[[position[name] for name in names]])
-    return names, np.stack(stacked)
+        position = row_index(item.file_names)
+        rows = [position[name] for name in names]
+        aligned.append(
+            Predictions(
+                names,
+                item.points[rows],
+                None if item.tta_spread is None else item.tta_spread[rows],
+                None if item.sigma is None else item.sigma[rows],
+            )
+        )
+    return names, aligned
+
+
+NO_DATA = (
+    "no true landmarks: give --data DIR (with train/landmarks.csv) or record `data` in the "
+    "runs' config.toml"
+)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The runs' validation predictions on their common images, and those images' labels."""
+
+    runs: list[RunFolder]
+    names: np.ndarray  # (n,) sorted
+    predictions: np.ndarray  # (runs, n, N, 2)
+    truth: np.ndarray  # (n, N, 2), NaN where not labelled
+    data_dir: Path
+    aligned: list[Predictions]  # each run's predictions on `names` (tta_spread, sigma)
+
+    @property
+    def n_points(self) -> int:
+        """N."""
+        return int(self.truth.shape[1])
+
+
+def load_validation(runs: list[RunFolder], data_dir: str | Path | None = None) -> Validation:
+    """Load the runs' validation predictions and their labels from `data_dir` (default: the
+    `data` of the runs' config.toml); InputError names what is missing or does not fit."""
+    data = Path(data_dir) if data_dir is not None else data_dir_of(runs)
+    if data is None:
+        raise InputError(runs[0].path.parent, NO_DATA)
+    names, aligned = _aligned(runs)
+    predictions = np.stack([item.points for item in aligned])
+    truth = truth_for(data, names)
+    if truth.shape[1] != predictions.shape[2]:
+        raise InputError(
+            runs[0].val_predictions_path,
+            f"{predictions.shape[2]} points per image, the labels in {data} have {truth.shape[1]}",
+        )
+    return Validation(runs, names, predictions, truth, data, aligned)

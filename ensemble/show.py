@@ -8,32 +8,18 @@ import numpy as np
 
 from ensemble.atomic import atomic_path
 from ensemble.errors import InputError
-from ensemble.formats import FILE_COLUMN, point_columns
+from ensemble.formats import count_data_lines, read_point_header
 from ensemble.layout import dataset_layout
-
-
-def _count_rows(path: Path) -> int:
-    count, last = 0, b"\n"
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 24):
-            count += block.count(b"\n")
-            last = block[-1:]
-    return count - 1 + (last != b"\n")
 
 
 def sample_landmark_rows(path: str | Path, n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     """`n` random rows of a landmarks TSV (file order), read without loading the whole file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
+    header = read_point_header(path, "\t")
+    n_points = (len(header) - 1) // 2
     with open(path, encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\r\n").split("\t")
-        if not header or header[0] != FILE_COLUMN or (len(header) - 1) % 2:
-            raise InputError(path, f"header must be '{FILE_COLUMN}' then x/y columns", 1)
-        n_points = (len(header) - 1) // 2
-        if header[1:] != point_columns(n_points):
-            raise InputError(path, "header columns must be Point_M0_X, Point_M0_Y, ...", 1)
-        n_rows = _count_rows(path)
+        handle.readline()
+        n_rows = count_data_lines(path)
         if n_rows < 1:
             raise InputError(path, "no data rows after the header", 2)
         chosen = np.sort(np.random.default_rng(seed).permutation(n_rows)[: min(n, n_rows)])

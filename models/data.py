@@ -13,7 +13,7 @@ from queue import Queue
 import numpy as np
 import torch
 
-from ensemble.baseline import mean_relative_shape, mean_shape, shape_for_images
+from ensemble.baseline import mean_shape, mean_shape_points
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks
 from ensemble.layout import Layout, dataset_layout
@@ -135,8 +135,7 @@ class RunData:
         """Val score of the mean-shape baseline (mean of points / image size, per image size)."""
         train, val = self.train_indices, self.val_indices
         sizes = self.train.sizes
-        relative = mean_relative_shape(self.points[train], sizes[train])
-        predicted = shape_for_images(relative, sizes[val])
+        predicted = mean_shape_points(self.points[train], sizes[train], sizes[val])
         return validation_score(self.train.file_names[val], predicted, self.points[val])
 
     def pixels_per_unit(self, split: str, rows: np.ndarray) -> np.ndarray:
@@ -274,12 +273,11 @@ def mean_shape_for_bad_images(data: RunData, points: np.ndarray) -> np.ndarray:
         return points
     train = data.train_indices
     sizes = data.train.sizes
-    relative = mean_relative_shape(data.points[train], sizes[train])
     test_sizes = data.test.sizes[bad].copy()
     unknown = ~np.isfinite(test_sizes).all(axis=1)
     test_sizes[unknown] = sizes[train].mean(axis=0)
     points = points.copy()
-    points[bad] = relative[None] * test_sizes[:, None, :]
+    points[bad] = mean_shape_points(data.points[train], sizes[train], test_sizes)
     for row in bad:
         warnings.warn(
             f"{data.test.file_names[row]}: image could not be decoded; predicted the mean shape",

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ensemble.errors import InputError
+from ensemble.formats import row_index
 
 
 def read_exclude_list(path: str | Path, file_names: np.ndarray) -> np.ndarray:
@@ -34,7 +35,7 @@ def read_exclude_list(path: str | Path, file_names: np.ndarray) -> np.ndarray:
     header = rows[0]
     name_at = header.index("file_name")
     suspect_at = header.index("suspect") if "suspect" in header else None
-    position = {name: row for row, name in enumerate(file_names)}
+    position = row_index(file_names)
     mask = np.zeros(len(file_names), dtype=bool)
     for line, row in enumerate(rows[1:], start=2):
         if not row:

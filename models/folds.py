@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ensemble.errors import InputError
+from ensemble.formats import row_index
 from ensemble.predictions import Predictions, load_predictions, save_predictions
-from ensemble.runs import SUMMARY, TEST_PREDICTIONS, VAL_PREDICTIONS, RunFolder
+from ensemble.runs import RunFolder
 from ensemble.scoring import validation_score
 from ensemble.uncertainty import coverage, nll
 from models.config import RunConfig, to_toml
@@ -34,7 +35,7 @@ def has_checkpoint(run_dir: Path, folds: int) -> bool:
 
 def fold_is_current(fold_dir: Path, data_dir: Path, config: RunConfig) -> bool:
     """True when the fold finished (summary.json) with the same data folder and configuration."""
-    if not (fold_dir / SUMMARY).is_file():
+    if not RunFolder.at(fold_dir).finished:
         return False
     try:
         saved = RunFolder.at(fold_dir).config()
@@ -46,7 +47,7 @@ def fold_is_current(fold_dir: Path, data_dir: Path, config: RunConfig) -> bool:
 def out_of_fold(data: RunData, folds: list[Predictions], fold_paths: list[Path]) -> Predictions:
     """The folds' validation predictions as one set, in train order; each image exactly once,
     from the fold that held it out."""
-    position = {name: row for row, name in enumerate(data.train.file_names)}
+    position = row_index(data.train.file_names)
     rows, seen = [], np.zeros(len(position), dtype=bool)
     for fold, (item, path) in enumerate(zip(folds, fold_paths, strict=True)):
         fold_rows = np.array([position[name] for name in item.file_names], dtype=np.int64)
@@ -90,18 +91,26 @@ def combine_folds(
     With an uncertainty head (`kind`) each fold's sigmas are calibrated on its own held-out
     images; the summary gives the out-of-fold coverage of the 68% and 95% intervals."""
     paths = fold_dirs(run_dir, len(fold_summaries))
-    val_paths = [path / VAL_PREDICTIONS for path in paths]
+    val_paths = [RunFolder.at(path).val_predictions_path for path in paths]
     oof = out_of_fold(data, [load_predictions(p) for p in val_paths], val_paths)
-    test_paths = [path / TEST_PREDICTIONS for path in paths]
+    test_paths = [RunFolder.at(path).test_predictions_path for path in paths]
     test = fold_mean([load_predictions(p) for p in test_paths], test_paths)
     save_predictions(
-        run_dir / VAL_PREDICTIONS, oof.file_names, oof.points, oof.tta_spread, oof.sigma
+        RunFolder.at(run_dir).val_predictions_path,
+        oof.file_names,
+        oof.points,
+        oof.tta_spread,
+        oof.sigma,
     )
     save_predictions(
-        run_dir / TEST_PREDICTIONS, test.file_names, test.points, test.tta_spread, test.sigma
+        RunFolder.at(run_dir).test_predictions_path,
+        test.file_names,
+        test.points,
+        test.tta_spread,
+        test.sigma,
     )
     write_run_submission(run_dir, data_dir, data.n_points, test.points)
-    position = {name: row for row, name in enumerate(data.train.file_names)}
+    position = row_index(data.train.file_names)
     truth = data.points[[position[name] for name in oof.file_names]]
     n_val = np.array([s["n_val"] for s in fold_summaries], dtype=np.float64)
     first = fold_summaries[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ensemble.baseline import unlabelled_points
 from ensemble.errors import InputError
 
 
@@ -40,11 +41,10 @@ def check_labels(path: str | Path, points: np.ndarray, train_rows: np.ndarray) -
             "drop unlabelled images from train/",
             row + 2,
         )
-    unlabelled = missing[train_rows, :, 0].all(axis=0)
-    if unlabelled.any():
-        point = int(np.flatnonzero(unlabelled)[0])
+    unlabelled = unlabelled_points(points[train_rows])
+    if len(unlabelled):
         raise InputError(
             path,
-            f"Point_M{point} has no label among the {len(train_rows)} training images "
-            f"({int(unlabelled.sum())} such point(s)); its mean shape and loss are undefined",
+            f"Point_M{unlabelled[0]} has no label among the {len(train_rows)} training images "
+            f"({len(unlabelled)} such point(s)); its mean shape and loss are undefined",
         )

@@ -480,7 +480,7 @@ class Trainer:
             writer.writerow(
                 {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
             )
-        with atomic_open(self.run_dir / "metrics.csv", "w", encoding="utf-8") as handle:
+        with atomic_open(self.folder.metrics_path, "w", encoding="utf-8") as handle:
             handle.write(buffer.getvalue())
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ensemble.atomic import atomic_open
 from ensemble.formats import gather_points, read_test_points, write_submission
 from ensemble.predictions import save_predictions
-from ensemble.runs import SUBMISSION, SUMMARY, TEST_PREDICTIONS, VAL_PREDICTIONS
-from ensemble.scores_table import upsert_score_row
+from ensemble.runs import RunFolder
 from ensemble.scoring import points_score
 from ensemble.subsets import validation_subsets
 from ensemble.uncertainty import coverage, fit_temperature, nll
@@ -176,7 +173,7 @@ def write_predictions(
     temperature = calibration.get("sigma_temperature", 1.0)
     val_names = data.train.file_names[val.rows]
     save_predictions(
-        run_dir / VAL_PREDICTIONS,
+        RunFolder.at(run_dir).val_predictions_path,
         val_names,
         val.points,
         val.tta_spread,
@@ -185,7 +182,7 @@ def write_predictions(
     test = predict_split(model, pipeline, data, "test", np.arange(len(data.test)), options)
     test_points = mean_shape_for_bad_images(data, test.points)
     save_predictions(
-        run_dir / TEST_PREDICTIONS,
+        RunFolder.at(run_dir).test_predictions_path,
         data.test.file_names,
         test_points,
         test.tta_spread,
@@ -224,22 +221,7 @@ def write_run_submission(
         data_dir / "test" / "test_points.csv", n_points=n_points, ragged=True
     )
     write_submission(
-        run_dir / SUBMISSION, requests.file_names, gather_points(test_points, requests.indices)
+        RunFolder.at(run_dir).submission_path,
+        requests.file_names,
+        gather_points(test_points, requests.indices),
     )
-
-
-def record_score(run_dir: Path, score: float) -> None:
-    """Add or replace this run's row of RUNS/scores.csv."""
-    upsert_score_row(
-        run_dir.parent / "scores.csv",
-        {"run": run_dir.name, "submission": f"{run_dir.name}/{SUBMISSION}", "val": score},
-    )
-
-
-def update_summary(run_dir: Path, values: dict) -> None:
-    """Merge values into summary.json (written atomically)."""
-    path = run_dir / SUMMARY
-    summary = json.loads(path.read_text()) if path.is_file() else {}
-    summary.update(values)
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ensemble.errors import InputError
-from ensemble.runs import BEST_CHECKPOINT, CONFIG, RunFolder
+from ensemble.runs import BEST_CHECKPOINT, RunFolder
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint
 from models.config import RunConfig, run_from_dict
 from models.data import RunData, load_run_data
 from models.folds import combine_folds, fold_dirs
-from models.predict import PredictOptions, record_score, update_summary, write_predictions
+from models.predict import PredictOptions, write_predictions
 from models.train import build_for_run, excluding, select_device
 
 
@@ -28,9 +28,9 @@ def predict_run(
     With `folds = K` each fold's model predicts in its fold_<k>/ and the root is rebuilt.
     """
     run_dir = Path(run_dir)
-    values = RunFolder(run_dir.name, run_dir).config()
+    values = RunFolder.at(run_dir).config()
     if not values:
-        raise InputError(run_dir / CONFIG, "run configuration not found")
+        raise InputError(RunFolder.at(run_dir).config_path, "run configuration not found")
     data_dir = Path(data_dir or values.get("data", "")).resolve()
     config = run_from_dict(values)
     checkpoint = checkpoint or BEST_CHECKPOINT
@@ -52,8 +52,8 @@ def predict_run(
             predict_model(fold_dir, config, data.for_fold(fold), data_dir, tta, checkpoint)
             summaries.append(RunFolder.at(fold_dir).summary())
         results = combine_folds(run_dir, data_dir, data, summaries, config.uncertainty)
-        update_summary(run_dir, {**results, "predicted_from": checkpoint})
-    record_score(run_dir, results["val_score"])
+        RunFolder.at(run_dir).update_summary({**results, "predicted_from": checkpoint})
+    RunFolder.at(run_dir).record_score(results["val_score"])
     return results
 
 
@@ -80,5 +80,5 @@ def predict_model(
     results = write_predictions(
         model_dir, data_dir, data, model, pipeline, options, config.uncertainty
     )
-    update_summary(model_dir, {**results, "predicted_from": checkpoint})
+    RunFolder.at(model_dir).update_summary({**results, "predicted_from": checkpoint})
     return results

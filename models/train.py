@@ -1,4 +1,4 @@
-"""One run: build the model, train it, write the run folder (DESIGN.md, "Runs")."""
+"""One run: build the model(s), train, write the run folder (README, "Training")."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import numpy as np
 import torch
 import torchvision
 
-from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
 from ensemble.layout import Layout, layout_for
-from ensemble.runs import CONFIG, SUMMARY, RunFolder
+from ensemble.runs import RunFolder
 from models import distributed
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint
@@ -25,7 +24,7 @@ from models.exclude import read_exclude_list
 from models.folds import combine_folds, fold_dirs, fold_is_current
 from models.heads import start_at_mean_shape
 from models.loop import Trainer, mean_shape_bias, spread_log_sigma
-from models.predict import PredictOptions, record_score, update_summary, write_predictions
+from models.predict import PredictOptions, write_predictions
 from models.registry import BuiltModel, build_model
 
 
@@ -151,7 +150,7 @@ def train_run(
         summary = train_model(config, data_dir, run_dir, data, progress, resume, **options)
     else:
         if distributed.is_main():
-            (run_dir / SUMMARY).unlink(missing_ok=True)
+            RunFolder.at(run_dir).mark_unfinished()
             run_dir.mkdir(parents=True, exist_ok=True)
             write_run_config(run_dir, data_dir, config)
         fold_summaries = []
@@ -177,16 +176,15 @@ def train_run(
         summary = combine_folds(run_dir, data_dir, data, fold_summaries, config.uncertainty)
         summary.update(exclusion_summary(config, data), resumed=resume)
         summary["total_seconds"] = time.perf_counter() - started
-        update_summary(run_dir, summary)
+        RunFolder.at(run_dir).update_summary(summary)
     if record and distributed.is_main():
-        record_score(run_dir, summary["val_score"])
+        RunFolder.at(run_dir).record_score(summary["val_score"])
     return summary
 
 
 def write_run_config(run_dir: Path, data_dir: Path, config: RunConfig) -> None:
     """RUN/config.toml: the data folder and the resolved configuration."""
-    with atomic_open(run_dir / CONFIG, "w", encoding="utf-8") as handle:
-        handle.write(to_toml({"data": str(data_dir), **config.to_dict()}))
+    RunFolder.at(run_dir).write_config(to_toml({"data": str(data_dir), **config.to_dict()}))
 
 
 def train_model(
@@ -303,8 +301,9 @@ def train_model(
         "replica_digests": trainer.replica_digests,
         **exclusion_summary(config, data),
     }
-    (run_dir / SUMMARY).unlink(missing_ok=True)
-    update_summary(run_dir, summary)
+    folder = RunFolder.at(run_dir)
+    folder.mark_unfinished()
+    folder.update_summary(summary)
     return summary
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import traceback
@@ -13,15 +12,13 @@ from pathlib import Path
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
-from ensemble.runs import CONFIG, SUMMARY, RunFolder
+from ensemble.runs import RunFolder
 from models import distributed
 from models.config import RunConfig, load_config, run_from_dict
 from models.data import RunData
 from models.folds import has_checkpoint
 from models.guard import TrainingDiverged
-from models.predict import record_score
 from models.registry import available_architectures
 from models.train import load_shared_data, train_run
 
@@ -35,14 +32,11 @@ def resume_target(run_dir: Path, data_dir: Path | None = None) -> tuple[RunConfi
     """(config, data folder, run folder) of a run folder to resume, from its config.toml."""
     values = RunFolder.at(run_dir).config()
     if not values:
-        raise InputError(run_dir / CONFIG, "run configuration not found")
+        raise InputError(RunFolder.at(run_dir).config_path, "run configuration not found")
     config = run_from_dict(values)
     if not has_checkpoint(run_dir, config.folds):
         raise InputError(RunFolder.at(run_dir).last_checkpoint, "no checkpoint to resume from")
     return config, Path(data_dir or values.get("data", "")), run_dir
-
-
-ERROR_LOG = "error.txt"  # a failed run's traceback, in its run folder
 
 
 class UnknownRun(LookupError):
@@ -63,11 +57,6 @@ class RunOutcome:
     def failed(self) -> bool:
         """True when the run did not finish."""
         return self.status == "failed"
-
-
-def is_finished(run_dir: Path) -> bool:
-    """A run is finished when its summary.json exists."""
-    return (run_dir / SUMMARY).is_file()
 
 
 def train_all(
@@ -101,9 +90,10 @@ def train_all(
     outcomes, todo = {}, []
     for config in runs:
         run_dir = out_dir / config.name
-        if is_finished(run_dir):
+        if RunFolder.at(run_dir).finished:
             if distributed.is_main():
-                tqdm.write(f"{config.name}: finished already ({run_dir / SUMMARY}), skipped")
+                where = RunFolder.at(run_dir).summary_path
+                tqdm.write(f"{config.name}: finished already ({where}), skipped")
             outcomes[config.name] = finished_before(run_dir)
             continue
         todo.append((config, resume and has_checkpoint(run_dir, config.folds)))
@@ -118,7 +108,7 @@ def train_all(
 
 def finished_before(run_dir: Path) -> RunOutcome:
     """The outcome of a run that a previous command finished."""
-    summary = json.loads((run_dir / SUMMARY).read_text())
+    summary = RunFolder.at(run_dir).summary()
     return RunOutcome(
         run_dir.name,
         "finished before",
@@ -208,12 +198,12 @@ def record_outcome(
     run_dir: Path, summary: dict | None, reason: str, trace: str, resumed: bool
 ) -> RunOutcome:
     """Report one run (a line on the terminal, error.txt for a failure) and return its outcome."""
-    log = run_dir / ERROR_LOG
+    folder = RunFolder.at(run_dir)
+    log = folder.error_log
     if reason:
-        (run_dir / SUMMARY).unlink(missing_ok=True)  # another rank failed: not finished
+        folder.mark_unfinished()  # another rank failed: not finished
         if run_dir.is_dir():
-            with atomic_open(log, "w", encoding="utf-8") as handle:
-                handle.write(trace or reason + "\n")
+            folder.write_error(trace or reason + "\n")
         where = f" (details in {log})" if log.is_file() else ""
         tqdm.write(f"{run_dir.name}: FAILED: {reason}{where}; going on with the next run")
         return RunOutcome(run_dir.name, "failed", reason=reason)
@@ -294,14 +284,14 @@ def train_parallel(
             run_dir = out_dir / config.name
             if config.name in reported:
                 continue
-            if is_finished(run_dir):  # it ended before its worker did
-                summary = json.loads((run_dir / SUMMARY).read_text())
+            if RunFolder.at(run_dir).finished:  # it ended before its worker did
+                summary = RunFolder.at(run_dir).summary()
                 outcomes.append(record_outcome(run_dir, summary, "", "", False))
             else:
                 outcomes.append(record_outcome(run_dir, None, reason, "", False))
     finally:
         for config, _ in todo:
-            path = out_dir / config.name / SUMMARY
-            if path.is_file():
-                record_score(path.parent, json.loads(path.read_text())["val_score"])
+            folder = RunFolder.at(out_dir / config.name)
+            if folder.finished:
+                folder.record_score(folder.summary()["val_score"])
     return outcomes

@@ -1,13 +1,19 @@
-"""Shared fixtures: tiny competition-format datasets written by the tests themselves."""
+"""Shared fixtures and helpers: tiny competition-format datasets written by the tests
+themselves, working copies of a module's template folder, and clean-failure checks of `ens`."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from ensemble.cli import cli
 from ensemble.formats import write_landmarks, write_test_points
 from ensemble.subsets import draw_point_subsets
 
@@ -41,3 +47,61 @@ def tiny_competition(tmp_path: Path):
     """(data_dir, contents) of a tiny competition written to a temp folder."""
     data = tmp_path / "data"
     return data, write_tiny_competition(data)
+
+
+def write_demo_with_baseline(root: Path) -> Path:
+    """root/demo (a tiny make-demo competition, 12 train and 4 test images) and root/base.csv
+    (its mean-shape submission, by `ens baseline`)."""
+    from ensemble.demo import make_demo
+
+    make_demo(root / "demo", n_train=12, n_test=4, progress=False, n_jobs=1)
+    result = CliRunner().invoke(
+        cli, ["baseline", "--data", str(root / "demo"), "-o", str(root / "base.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture
+def root(template: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A fresh copy of the test module's `template` folder, as the working directory (messages
+    name relative paths)."""
+    work = tmp_path / "work"
+    shutil.copytree(template, work)
+    monkeypatch.chdir(work)
+    return work
+
+
+def folder_tree(root: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under `root`, by relative path."""
+    tree: dict[str, bytes | None] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            tree[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            path = Path(folder, name)
+            tree[os.path.relpath(path, root)] = path.read_bytes()
+    return tree
+
+
+def invoke_ens(args: list[str]):
+    """`ens ARGS` through click's runner; no RuntimeWarning (numpy's NaN warnings) may escape."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(cli, args)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
+    return result
+
+
+def fails_cleanly(root: Path, args: list[str], *needles: str, code: int = 1) -> str:
+    """Run `ens ARGS`: it must exit with `code`, every needle in its output, no traceback,
+    and leave the tree under `root` exactly as it was. Returns the output."""
+    before = folder_tree(root)
+    result = invoke_ens(args)
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in result.output, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert folder_tree(root) == before
+    return result.output

@@ -171,3 +171,14 @@ def test_mismatched_labels_are_a_clean_error(workspace) -> None:
     )
     assert result.exit_code == 1
     assert "not in the labels" in result.output and "Traceback" not in result.output
+
+
+def test_uniformity_of_a_single_landmark_is_a_clean_error(tmp_path: Path) -> None:
+    path = tmp_path / "test_points.csv"
+    path.write_text("file_name\tpoint_index_list\na.jpg\t[0]\n")
+    result = CliRunner().invoke(
+        cli, ["analyze", "uniformity", "--test-points", str(path), "--n-points", "1"]
+    )
+    assert result.exit_code == 1
+    assert "needs at least 2 landmarks" in result.output
+    assert isinstance(result.exception, SystemExit)

@@ -194,7 +194,7 @@ def test_fit_runs_without_data_folder_is_an_input_error(tmp_path):
     runs, _, _, _, _ = _make_runs(tmp_path, [1.0, 2.0])
     for folder in runs.iterdir():
         (folder / "config.toml").unlink()
-    with pytest.raises(InputError, match="no data folder"):
+    with pytest.raises(InputError, match="no true landmarks: give --data DIR"):
         fit_runs(runs)
     report = fit_runs(runs, data_dir=tmp_path / "data")
     assert report.n_images == 120

@@ -127,9 +127,17 @@ def test_blend_method_uncertainty_without_any_sigma_is_a_clean_error(tmp_path) -
 
 
 def test_the_cli_offers_every_fit_method() -> None:
-    from ensemble.blend.fit import METHODS
-    from ensemble.blend.fusion import FUSION_METHOD
+    from ensemble.blend.names import FIT_METHODS, FUSION_METHOD
     from ensemble.commands.blend import blend
 
     choices = next(p for p in blend.params if p.name == "method").type.choices
-    assert list(choices) == [*METHODS, FUSION_METHOD]
+    assert list(choices) == [*FIT_METHODS, FUSION_METHOD]
+
+
+def test_the_cli_offers_the_declared_schemes_and_combiners() -> None:
+    from ensemble.blend.names import COMBINERS, SCHEMES
+    from ensemble.commands.blend import blend
+
+    choices = {p.name: getattr(p.type, "choices", None) for p in blend.params}
+    assert list(choices["scheme"]) == list(SCHEMES)
+    assert list(choices["combine"]) == list(COMBINERS)

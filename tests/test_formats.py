@@ -13,6 +13,7 @@ from ensemble.formats import (
     read_landmarks,
     read_submission,
     read_test_points,
+    row_index,
     write_landmarks,
     write_submission,
     write_test_points,
@@ -109,6 +110,7 @@ def test_test_points_round_trip_and_ragged(tmp_path: Path) -> None:
         ("a\t[1, 2, 3]\nb\t[1, __import__('os'), 3]\n", 3, "is not a list"),
         ("a\t[1, 2, 3]\na\t[1, 2, 4]\n", 3, "duplicate file name"),
         ("a\t[1, 2, 3]\nb\t[-1, 2, 4]\n", 3, "is not a list"),
+        ("a\t[1, 2, 3]\nb\t[1, 99999999999999999999, 3]\n", 3, "index 99999999999999999999 out"),
     ],
 )
 def test_test_points_bad_input(tmp_path: Path, body: str, line: int, message: str) -> None:
@@ -159,3 +161,7 @@ def test_writers_are_atomic(tmp_path: Path) -> None:
         write_landmarks(target, ["a", "b"], np.full((2, 1, 2), np.nan))
     assert target.read_text() == "old contents\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv"]
+
+
+def test_row_index_maps_each_name_to_its_row() -> None:
+    assert row_index(["b.jpg", "a.jpg"]) == {"b.jpg": 0, "a.jpg": 1}

@@ -9,17 +9,14 @@ from __future__ import annotations
 import builtins
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from conftest import fails_cleanly, invoke_ens, write_demo_with_baseline
 
 import ensemble.formats
-from ensemble.cli import cli
-from ensemble.demo import make_demo
 from ensemble.errors import InputError
 from ensemble.predictions import load_predictions
 
@@ -34,46 +31,8 @@ SUBMISSION_COMMANDS = {
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A tiny competition (demo/) and its mean-shape submission (base.csv)."""
-    root = tmp_path_factory.mktemp("template")
-    make_demo(root / "demo", n_train=12, n_test=4, progress=False, n_jobs=1)
-    result = CliRunner().invoke(
-        cli, ["baseline", "--data", str(root / "demo"), "-o", str(root / "base.csv")]
-    )
-    assert result.exit_code == 0, result.output
+    root = write_demo_with_baseline(tmp_path_factory.mktemp("template"))
     return root
-
-
-@pytest.fixture
-def root(template: Path, tmp_path: Path, monkeypatch) -> Path:
-    """A fresh copy of the template, as the working directory (messages name relative paths)."""
-    work = tmp_path / "work"
-    shutil.copytree(template, work)
-    monkeypatch.chdir(work)
-    return work
-
-
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-def _invoke(args: list[str]):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = CliRunner().invoke(cli, args)
-    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
-    return result
-
-
-def _fails(root: Path, args: list[str], message: str, code: int = 1) -> str:
-    """Run `ens ARGS`: it must fail with `code` and `message`, cleanly, writing nothing."""
-    before = _snapshot(root)
-    result = _invoke(args)
-    assert result.exit_code == code, result.output
-    assert message in result.output
-    assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit)
-    assert _snapshot(root) == before
-    return result.output
 
 
 def _edit_line(path: Path, line: int, edit) -> None:
@@ -104,17 +63,19 @@ def _sub(root: Path) -> Path:
 @pytest.mark.parametrize("command", sorted(SUBMISSION_COMMANDS))
 def test_a_non_utf8_byte_in_a_submission_names_file_and_line(root, command) -> None:
     _edit_line(_sub(root), 4, lambda text: text[:5] + b"\xff" + text[5:])
-    _fails(root, SUBMISSION_COMMANDS[command], "sub.csv, line 4: not UTF-8 text (byte 0xff")
+    fails_cleanly(root, SUBMISSION_COMMANDS[command], "sub.csv, line 4: not UTF-8 text (byte 0xff")
 
 
 def test_a_non_utf8_byte_in_test_points_names_file_and_line(root) -> None:
     _edit_line(root / TEST_POINTS, 3, lambda text: text[:3] + b"\xe9" + text[3:])
-    _fails(root, ["score", "base.csv", "--data", "demo"], f"{TEST_POINTS}, line 3: not UTF-8 text")
+    fails_cleanly(
+        root, ["score", "base.csv", "--data", "demo"], f"{TEST_POINTS}, line 3: not UTF-8 text"
+    )
 
 
 def test_a_non_utf8_byte_in_scores_names_file_and_line(root) -> None:
     (root / "scores.csv").write_bytes(b"submission,score\nbase.csv,1\nba\xffse.csv,2\n")
-    _fails(
+    fails_cleanly(
         root,
         ["blend", "--weights", "scores.csv", "-o", "out.csv"],
         "scores.csv, line 3: not UTF-8 text (byte 0xff",
@@ -123,7 +84,9 @@ def test_a_non_utf8_byte_in_scores_names_file_and_line(root) -> None:
 
 def test_a_non_utf8_header_is_line_one(root) -> None:
     _edit_line(root / LANDMARKS, 1, lambda text: b"\xfe" + text)
-    _fails(root, ["baseline", "--data", "demo", "-o", "out.csv"], f"{LANDMARKS}, line 1: not UTF-8")
+    fails_cleanly(
+        root, ["baseline", "--data", "demo", "-o", "out.csv"], f"{LANDMARKS}, line 1: not UTF-8"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,14 +107,14 @@ def test_an_unreadable_landmarks_file_is_named(root, monkeypatch, args, path) ->
         return builtins.open(file, *rest, **options)
 
     monkeypatch.setattr(ensemble.formats, "open", refusing_open, raising=False)
-    _fails(root, args, f"{path}: cannot read the file (Permission denied)")
+    fails_cleanly(root, args, f"{path}: cannot read the file (Permission denied)")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file anyway")
 def test_a_chmod_000_landmarks_file_is_named(root) -> None:
     (root / LANDMARKS).chmod(0)
     try:
-        _fails(root, ["baseline", "--data", "demo", "-o", "out.csv"], "Permission denied")
+        fails_cleanly(root, ["baseline", "--data", "demo", "-o", "out.csv"], "Permission denied")
     finally:
         (root / LANDMARKS).chmod(0o644)
 
@@ -180,16 +143,18 @@ def test_a_chmod_000_landmarks_file_is_named(root) -> None:
     ],
 )
 def test_blend_options_out_of_range_are_usage_errors(root, options, message) -> None:
-    _fails(root, ["blend", "base.csv", "base.csv", "-o", "out.csv", *options], message, code=2)
+    fails_cleanly(
+        root, ["blend", "base.csv", "base.csv", "-o", "out.csv", *options], message, code=2
+    )
 
 
 def test_rounds_are_checked_before_the_runs_are_read(root) -> None:
     args = ["blend", "--fit", "runs", "--method", "greedy", "--rounds", "0", "-o", "out.csv"]
-    _fails(root, args, "'--rounds': 0 is not in the range x>=1", code=2)
+    fails_cleanly(root, args, "'--rounds': 0 is not in the range x>=1", code=2)
 
 
 def test_ten_decimals_are_written(root) -> None:
-    result = _invoke(["blend", "base.csv", "base.csv", "--decimals", "10", "-o", "out.csv"])
+    result = invoke_ens(["blend", "base.csv", "base.csv", "--decimals", "10", "-o", "out.csv"])
     assert result.exit_code == 0, result.output
     np.testing.assert_allclose(
         pd.read_csv(root / "out.csv").iloc[:, 1:], pd.read_csv(root / "base.csv").iloc[:, 1:]
@@ -214,12 +179,12 @@ def test_an_implausible_submission_value_names_line_and_column(
     root, command, value, problem
 ) -> None:
     _set_cell(_sub(root), 3, 3, value)
-    _fails(root, SUBMISSION_COMMANDS[command], f"sub.csv, line 3: {problem}")
+    fails_cleanly(root, SUBMISSION_COMMANDS[command], f"sub.csv, line 3: {problem}")
 
 
 def test_an_implausible_train_landmark_names_line_and_column(root) -> None:
     _set_cell(root / LANDMARKS, 4, 4, b"1e300", b"\t")
-    _fails(
+    fails_cleanly(
         root,
         ["baseline", "--data", "demo", "-o", "out.csv"],
         f"{LANDMARKS}, line 4: value 1e+300 in column 'Point_M1_Y' is not a plausible pixel",
@@ -228,7 +193,7 @@ def test_an_implausible_train_landmark_names_line_and_column(root) -> None:
 
 def test_a_coordinate_of_a_million_pixels_is_still_read(root) -> None:
     _set_cell(_sub(root), 3, 3, b"-1000000")
-    result = _invoke(["blend", "sub.csv", "base.csv", "-o", "out.csv"])
+    result = invoke_ens(["blend", "sub.csv", "base.csv", "-o", "out.csv"])
     assert result.exit_code == 0, result.output
 
 
@@ -240,7 +205,7 @@ def test_a_scores_row_with_extra_cells_is_named(root) -> None:
     (root / "scores.csv").write_text(
         "run,submission,val,public,private\nbase,base.csv,1,2,3\na,base.csv,1,2,3,x.csv,5\n"
     )
-    _fails(
+    fails_cleanly(
         root,
         ["blend", "--weights", "scores.csv", "-o", "out.csv"],
         "scores.csv, line 3: 7 cells where the header has 5",
@@ -254,7 +219,7 @@ def test_a_scores_row_with_extra_cells_is_named(root) -> None:
 def test_a_corrupt_predictions_file_is_named(root, content, reason) -> None:
     (root / "runs" / "a").mkdir(parents=True)
     (root / "runs" / "a" / "val_predictions.npz").write_bytes(content)
-    _fails(
+    fails_cleanly(
         root,
         ["blend", "--fit", "runs", "--data", "demo", "-o", "out.csv"],
         f"runs/a/val_predictions.npz: not a valid .npz file ({reason})",
@@ -276,14 +241,16 @@ def test_a_single_npy_array_is_not_a_predictions_file(tmp_path) -> None:
 @pytest.mark.parametrize("command", sorted(SUBMISSION_COMMANDS))
 def test_a_megabyte_file_name_is_quoted_short(root, command) -> None:
     _set_cell(_sub(root), 3, 0, b"x" * 1_000_000)
-    output = _fails(root, SUBMISSION_COMMANDS[command], "x" * 60 + "...' (1,000,000 characters)")
+    output = fails_cleanly(
+        root, SUBMISSION_COMMANDS[command], "x" * 60 + "...' (1,000,000 characters)"
+    )
     assert len(output) < 1000
 
 
 @pytest.mark.parametrize("command", sorted(SUBMISSION_COMMANDS))
 def test_a_name_with_a_comma_inside_quotes_is_refused(root, command) -> None:
     _set_cell(_sub(root), 2, 0, b'"a,b.jpg"')
-    _fails(
+    fails_cleanly(
         root,
         SUBMISSION_COMMANDS[command],
         "sub.csv, line 2: file name 'a,b.jpg' holds a comma, a quote or a line end",
@@ -302,11 +269,11 @@ def _quote_names(path: Path) -> None:
 def test_score_and_blend_both_read_quoted_names(root) -> None:
     _quote_names(_sub(root))
     assert (root / "sub.csv").read_text().splitlines()[1].startswith('"0')
-    plain = _invoke(["score", "base.csv", "--data", "demo"])
-    quoted = _invoke(["score", "sub.csv", "--data", "demo"])
+    plain = invoke_ens(["score", "base.csv", "--data", "demo"])
+    quoted = invoke_ens(["score", "sub.csv", "--data", "demo"])
     assert quoted.exit_code == 0, quoted.output
     assert quoted.output.splitlines()[1].split()[1:] == plain.output.splitlines()[1].split()[1:]
-    blended = _invoke(["blend", "sub.csv", "base.csv", "-o", "out.csv"])
+    blended = invoke_ens(["blend", "sub.csv", "base.csv", "-o", "out.csv"])
     assert blended.exit_code == 0, blended.output
     assert (root / "out.csv").read_bytes() == (root / "base.csv").read_bytes()
 
@@ -322,15 +289,15 @@ def _add_bom(path: Path) -> None:
 def test_files_starting_with_a_bom_are_read(root) -> None:
     for name in (LANDMARKS, TEST_POINTS, "demo/test/landmarks.csv"):
         _add_bom(root / name)
-    baseline = _invoke(["baseline", "--data", "demo", "-o", "again.csv"])
+    baseline = invoke_ens(["baseline", "--data", "demo", "-o", "again.csv"])
     assert baseline.exit_code == 0, baseline.output
     assert (root / "again.csv").read_bytes() == (root / "base.csv").read_bytes()
     _add_bom(_sub(root))
-    scored = _invoke(["score", "sub.csv", "--data", "demo"])
+    scored = invoke_ens(["score", "sub.csv", "--data", "demo"])
     assert scored.exit_code == 0, scored.output
     (root / "scores.csv").write_text("submission,score\nsub.csv,1\nbase.csv,2\n")
     _add_bom(root / "scores.csv")
-    blended = _invoke(["blend", "--weights", "scores.csv", "-o", "out.csv"])
+    blended = invoke_ens(["blend", "--weights", "scores.csv", "-o", "out.csv"])
     assert blended.exit_code == 0, blended.output
     assert (root / "out.csv").read_bytes() == (root / "base.csv").read_bytes()
 
@@ -338,6 +305,6 @@ def test_files_starting_with_a_bom_are_read(root) -> None:
 def test_a_large_power_gives_finite_weights(root) -> None:
     (root / "scores.csv").write_text("submission,score\nbase.csv,0.5\nsub.csv,1\n")
     _sub(root)
-    result = _invoke(["blend", "--weights", "scores.csv", "--power", "2000", "-o", "out.csv"])
+    result = invoke_ens(["blend", "--weights", "scores.csv", "--power", "2000", "-o", "out.csv"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1].split() == ["base", "0.5", "1.0000"]

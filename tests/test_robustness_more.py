@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import fails_cleanly
 from test_models_faces import write_faces
 
 from ensemble.cli import cli
@@ -35,25 +36,6 @@ name = "cnn"
 arch = "resnet18"
 stages = [{epochs = 1, lr = 0.004}]
 """
-
-
-def _snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every file (its bytes) and folder (None) under `root`."""
-    return {
-        str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in root.rglob("*")
-    }
-
-
-def _fails(root: Path, args: list[str], message: str, code: int = 1) -> str:
-    """Run `ens ARGS`: it must fail with `code` and `message`, cleanly, writing nothing."""
-    before = _snapshot(root)
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == code, result.output
-    assert message in result.output
-    assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit)
-    assert _snapshot(root) == before
-    return result.output
 
 
 def _leaderboard(root: Path, rows: list[tuple[float, float]]) -> str:
@@ -109,7 +91,9 @@ def demo(tmp_path: Path, monkeypatch) -> Path:
     ],
 )
 def test_n_points_is_refused_where_it_has_no_effect(demo: Path, args: list[str]) -> None:
-    output = _fails(demo, args, f"--n-points has no effect on `ens analyze {args[3]}`", 2)
+    output = fails_cleanly(
+        demo, args, f"--n-points has no effect on `ens analyze {args[3]}`", code=2
+    )
     assert "it applies to `ens analyze uniformity` and the full report" in output
 
 
@@ -118,7 +102,9 @@ def test_n_points_sets_n_of_the_uniformity_section(demo: Path) -> None:
     result = CliRunner().invoke(cli, ["analyze", "--n-points", "971", "uniformity", *points])
     assert result.exit_code == 0, result.output
     assert "in [0, 971) (checked while reading; N from --n-points)" in result.output
-    _fails(demo, ["analyze", "--n-points", "500", "uniformity", *points], "out of range [0, 500)")
+    fails_cleanly(
+        demo, ["analyze", "--n-points", "500", "uniformity", *points], "out of range [0, 500)"
+    )
 
 
 @pytest.fixture
@@ -142,7 +128,7 @@ def _training_with(root: Path, line: int, column: int, value: str) -> str:
 @pytest.mark.parametrize("value", ["1000000", "192", "-96.5"])
 def test_keypoint_outside_the_image_is_refused(fkd: Path, value: str) -> None:
     training = _training_with(fkd, 5, 0, value)
-    _fails(
+    fails_cleanly(
         fkd,
         ["import-fkd", "--training", training, *FKD_INPUTS],
         f"fkd/bad.csv, line 5: keypoint left_eye_center_x = {value} (column 1) lies outside "
@@ -168,7 +154,9 @@ def test_bad_image_cell_names_file_and_line(fkd: Path, edit, message: str) -> No
     lines = (fkd / "fkd" / "training.csv").read_text().split("\n")
     pixels = lines[3].rsplit(",", 1)[1]
     training = _training_with(fkd, 4, 30, edit(pixels))
-    _fails(fkd, ["import-fkd", "--training", training, *FKD_INPUTS], f"bad.csv, line 4: {message}")
+    fails_cleanly(
+        fkd, ["import-fkd", "--training", training, *FKD_INPUTS], f"bad.csv, line 4: {message}"
+    )
 
 
 def test_resume_with_invalid_config_toml(tmp_path: Path, monkeypatch) -> None:
@@ -180,7 +168,7 @@ def test_resume_with_invalid_config_toml(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(tomllib.TOMLDecodeError) as error:
         tomllib.loads(text)
     expected = f"RUNS/r/config.toml: not valid TOML: {error.value}"
-    _fails(tmp_path, ["train", "--resume", "RUNS/r"], expected)
+    fails_cleanly(tmp_path, ["train", "--resume", "RUNS/r"], expected)
 
 
 @pytest.fixture
@@ -201,12 +189,12 @@ SPLIT_MESSAGE = (
 
 def test_train_refuses_a_split_with_one_training_image(three_images: Path) -> None:
     args = ["train", "--config", "runs.toml", "--run", "cnn", "--data", "data", "--out", "RUNS"]
-    _fails(three_images, [*args, "--quiet"], SPLIT_MESSAGE)
+    fails_cleanly(three_images, [*args, "--quiet"], SPLIT_MESSAGE)
 
 
 def test_train_all_refuses_a_split_with_one_training_image(three_images: Path) -> None:
     args = ["train-all", "--config", "runs.toml", "--data", "data", "--out", "RUNS", "--quiet"]
-    output = _fails(three_images, args, SPLIT_MESSAGE)
+    output = fails_cleanly(three_images, args, SPLIT_MESSAGE)
     assert "cnn: FAILED" in output
 
 

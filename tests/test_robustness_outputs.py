@@ -8,18 +8,17 @@ bytes it held before.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import fails_cleanly, write_demo_with_baseline
 
 import ensemble.atomic
 from ensemble.atomic import atomic_open, atomic_path, check_output
 from ensemble.cli import cli
-from ensemble.demo import make_demo
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks
 from ensemble.predictions import save_predictions
@@ -32,12 +31,7 @@ LANDMARKS = "demo/train/landmarks.csv"
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """demo/ (a tiny competition), base.csv (its baseline) and runs/a, runs/b (val predictions)."""
-    root = tmp_path_factory.mktemp("outputs")
-    make_demo(root / "demo", n_train=12, n_test=4, progress=False, n_jobs=1)
-    result = CliRunner().invoke(
-        cli, ["baseline", "--data", str(root / "demo"), "-o", str(root / "base.csv")]
-    )
-    assert result.exit_code == 0, result.output
+    root = write_demo_with_baseline(tmp_path_factory.mktemp("outputs"))
     truth = read_landmarks(root / LANDMARKS)
     for number, name in enumerate("ab"):
         run = root / "runs" / name
@@ -45,39 +39,6 @@ def template(tmp_path_factory) -> Path:
         (run / "config.toml").write_text('data = "demo"\n')
         save_predictions(run / "val_predictions.npz", truth.file_names, truth.points + number)
     return root
-
-
-@pytest.fixture
-def root(template: Path, tmp_path: Path, monkeypatch) -> Path:
-    """A fresh copy of the template, as the working directory (messages name relative paths)."""
-    work = tmp_path / "work"
-    shutil.copytree(template, work)
-    monkeypatch.chdir(work)
-    return work
-
-
-def _tree(root: Path) -> dict[str, bytes | None]:
-    """Every file (its bytes) and folder (None) under `root`, by relative path."""
-    tree: dict[str, bytes | None] = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            tree[os.path.relpath(os.path.join(folder, name), root)] = None
-        for name in files:
-            path = Path(folder, name)
-            tree[os.path.relpath(path, root)] = path.read_bytes()
-    return tree
-
-
-def _refused(root: Path, args: list[str], *needles: str, code: int = 1) -> str:
-    """Run `ens ARGS`; assert it fails cleanly with `needles` in the message, writing nothing."""
-    before = _tree(root)
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in result.output, result.output
-    assert _tree(root) == before
-    return result.output
 
 
 def _is_input(output: str, name: str) -> str:
@@ -106,7 +67,7 @@ def _first_image(root: Path) -> str:
     ],
 )
 def test_baseline_refuses_its_label_files(root: Path, output: str, name: str) -> None:
-    _refused(root, ["baseline", "--data", "demo", "-o", output], _is_input(output, name))
+    fails_cleanly(root, ["baseline", "--data", "demo", "-o", output], _is_input(output, name))
 
 
 def test_baseline_refuses_symlinks_and_hard_links_to_an_input(root: Path) -> None:
@@ -114,11 +75,11 @@ def test_baseline_refuses_symlinks_and_hard_links_to_an_input(root: Path) -> Non
     os.symlink(root / "demo", "demo_link")
     os.link(LANDMARKS, "hard.csv")
     args = ["baseline", "--data", "demo", "-o"]
-    _refused(root, [*args, "points_link.csv"], _is_input("points_link.csv", "test_points.csv"))
+    fails_cleanly(root, [*args, "points_link.csv"], _is_input("points_link.csv", "test_points.csv"))
     through = "demo_link/test/test_points.csv"
-    _refused(root, [*args, through], _is_input(through, "test_points.csv"))
-    _refused(root, [*args, "hard.csv"], _is_input("hard.csv", "landmarks.csv"))
-    _refused(
+    fails_cleanly(root, [*args, through], _is_input(through, "test_points.csv"))
+    fails_cleanly(root, [*args, "hard.csv"], _is_input("hard.csv", "landmarks.csv"))
+    fails_cleanly(
         root,
         ["baseline", "--data", "demo_link", "-o", "demo/x.csv"],
         _inside("demo/x.csv", "demo_link"),
@@ -126,7 +87,7 @@ def test_baseline_refuses_symlinks_and_hard_links_to_an_input(root: Path) -> Non
 
 
 def test_baseline_refuses_any_file_inside_the_data_folder(root: Path) -> None:
-    _refused(
+    fails_cleanly(
         root,
         ["baseline", "--data", "demo", "-o", "demo/base.csv"],
         _inside("demo/base.csv", "demo"),
@@ -135,29 +96,31 @@ def test_baseline_refuses_any_file_inside_the_data_folder(root: Path) -> None:
 
 def test_show_refuses_an_image_it_draws(root: Path) -> None:
     image = _first_image(root)
-    _refused(root, ["show", "demo", "--n", "2", "-o", image], _inside(image, "demo"))
-    _refused(root, ["show", "demo", "-o", LANDMARKS], _is_input(LANDMARKS, "landmarks.csv"))
+    fails_cleanly(root, ["show", "demo", "--n", "2", "-o", image], _inside(image, "demo"))
+    fails_cleanly(root, ["show", "demo", "-o", LANDMARKS], _is_input(LANDMARKS, "landmarks.csv"))
 
 
 def test_blend_fit_refuses_the_run_folders_and_the_data(root: Path) -> None:
     npz = "runs/a/val_predictions.npz"
-    _refused(root, ["blend", "--fit", "runs", "-o", npz], _inside(npz, "runs/a"))
+    fails_cleanly(root, ["blend", "--fit", "runs", "-o", npz], _inside(npz, "runs/a"))
     args = ["blend", "--fit", "runs", "--data", "demo", "-o", TEST_POINTS]
-    _refused(root, args, _inside(TEST_POINTS, "demo"))
+    fails_cleanly(root, args, _inside(TEST_POINTS, "demo"))
     # the data folder recorded in the runs' config.toml counts too
-    _refused(root, ["blend", "--fit", "runs", "-o", TEST_POINTS], _inside(TEST_POINTS, "demo"))
+    fails_cleanly(root, ["blend", "--fit", "runs", "-o", TEST_POINTS], _inside(TEST_POINTS, "demo"))
     # OUT.weights.json is written too: it must not resolve to an input either
     os.symlink(root / npz, "x.weights.json")
-    _refused(root, ["blend", "--fit", "runs", "-o", "x.csv"], _inside("x.weights.json", "runs/a"))
+    fails_cleanly(
+        root, ["blend", "--fit", "runs", "-o", "x.csv"], _inside("x.weights.json", "runs/a")
+    )
 
 
 def test_blend_refuses_a_submission_and_scores_csv(root: Path) -> None:
     os.link("base.csv", "copy.csv")
     args = ["blend", "base.csv", "demo/../base.csv", "-o"]
-    _refused(root, [*args, "copy.csv"], _is_input("copy.csv", "base.csv"))
+    fails_cleanly(root, [*args, "copy.csv"], _is_input("copy.csv", "base.csv"))
     scores = root / "scores.csv"
     scores.write_text("submission,score\nbase.csv,1.0\n")
-    _refused(
+    fails_cleanly(
         root,
         ["blend", "--weights", "scores.csv", "-o", "scores.csv"],
         _is_input("scores.csv", "scores.csv"),
@@ -167,14 +130,14 @@ def test_blend_refuses_a_submission_and_scores_csv(root: Path) -> None:
 def test_export_fkd_refuses_its_inputs_without_traceback(root: Path) -> None:
     Path("lookup.csv").write_text("RowId,ImageId,FeatureName,Location\n")
     args = ["export-fkd", "base.csv", "--lookup", "lookup.csv", "-o"]
-    _refused(root, [*args, "base.csv"], _is_input("base.csv", "base.csv"))
-    _refused(root, [*args, "./lookup.csv"], _is_input("./lookup.csv", "lookup.csv"))
+    fails_cleanly(root, [*args, "base.csv"], _is_input("base.csv", "base.csv"))
+    fails_cleanly(root, [*args, "./lookup.csv"], _is_input("./lookup.csv", "lookup.csv"))
 
 
 def test_score_may_update_its_scores_but_not_a_submission(root: Path) -> None:
     args = ["score", "base.csv", "--data", "demo", "--scores"]
-    _refused(root, [*args, "base.csv"], _is_input("base.csv", "base.csv"))
-    _refused(root, [*args, "demo/scores.csv"], _inside("demo/scores.csv", "demo"))
+    fails_cleanly(root, [*args, "base.csv"], _is_input("base.csv", "base.csv"))
+    fails_cleanly(root, [*args, "demo/scores.csv"], _inside("demo/scores.csv", "demo"))
     for _ in range(2):  # --scores is read and updated: that is what it is for
         result = CliRunner().invoke(cli, [*args, "scores.csv"])
         assert result.exit_code == 0, result.output
@@ -183,9 +146,9 @@ def test_score_may_update_its_scores_but_not_a_submission(root: Path) -> None:
 
 def test_analyze_refuses_a_report_inside_its_inputs(root: Path) -> None:
     args = ["analyze", "--data", "demo", "--runs", "runs", "--bootstrap", "20", "-o"]
-    _refused(root, [*args, "demo"], _inside("demo", "demo"))
-    _refused(root, [*args, "runs/report"], _inside("runs/report", "runs"))
-    _refused(root, [*args, "base.csv"], "base.csv", "is a file", code=2)
+    fails_cleanly(root, [*args, "demo"], _inside("demo", "demo"))
+    fails_cleanly(root, [*args, "runs/report"], _inside("runs/report", "runs"))
+    fails_cleanly(root, [*args, "base.csv"], "base.csv", "is a file", code=2)
 
 
 def test_import_fkd_refuses_a_folder_holding_its_inputs(root: Path) -> None:
@@ -195,22 +158,22 @@ def test_import_fkd_refuses_a_folder_holding_its_inputs(root: Path) -> None:
         (kaggle / name).write_text("x\n")
     args = ["import-fkd", "--training", "kaggle/training.csv", "--test", "kaggle/test.csv"]
     args += ["--lookup", "kaggle/IdLookupTable.csv", "-o", "kaggle"]
-    _refused(root, args, f"Error: kaggle: {REFUSE}: it holds kaggle/training.csv, an input")
+    fails_cleanly(root, args, f"Error: kaggle: {REFUSE}: it holds kaggle/training.csv, an input")
 
 
 def test_prepare_refuses_a_cache_folder_that_would_replace_the_data(root: Path) -> None:
     os.rename("demo", "train_24")
     args = ["prepare", "--data", "train_24", "--size", "24", "--cache", ".", "--quiet"]
-    _refused(root, args, f"Error: train_24: {REFUSE}: it holds train_24/train, an input")
+    fails_cleanly(root, args, f"Error: train_24: {REFUSE}: it holds train_24/train, an input")
 
 
 def test_training_commands_refuse_runs_inside_the_data(root: Path) -> None:
-    _refused(
+    fails_cleanly(
         root,
         ["train-all", "--data", "demo", "--out", "demo/test/runs", "--quiet"],
         _inside("demo/test/runs", "demo"),
     )
-    _refused(
+    fails_cleanly(
         root,
         ["predict", "--run", "runs/a", "--data", "runs", "--quiet"],
         _inside("runs/a", "runs"),
@@ -222,8 +185,10 @@ def test_training_commands_refuse_runs_inside_the_data(root: Path) -> None:
 
 
 def test_a_directory_as_output(root: Path) -> None:
-    _refused(root, ["blend", "base.csv", "-o", "runs"], "Error: runs: is a directory")
-    _refused(root, ["baseline", "--data", "demo", "-o", "runs"], "runs", "is a directory", code=2)
+    fails_cleanly(root, ["blend", "base.csv", "-o", "runs"], "Error: runs: is a directory")
+    fails_cleanly(
+        root, ["baseline", "--data", "demo", "-o", "runs"], "runs", "is a directory", code=2
+    )
     with pytest.raises(InputError, match="runs: is a directory"), atomic_open(root / "runs") as f:
         f.write("x")
     assert not [p for p in os.listdir(root) if p.startswith(".")]
@@ -239,11 +204,11 @@ def test_a_directory_as_output(root: Path) -> None:
     ],
 )
 def test_an_empty_output_name(root: Path, args: list[str]) -> None:
-    _refused(root, args, 'Error: "": output file name is empty')
+    fails_cleanly(root, args, 'Error: "": output file name is empty')
 
 
 def test_an_output_below_a_file(root: Path) -> None:
-    _refused(
+    fails_cleanly(
         root, ["blend", "base.csv", "-o", "base.csv/x.csv"], "base.csv/x.csv", "base.csv is a file"
     )
 
@@ -253,7 +218,7 @@ def test_a_read_only_folder(root: Path) -> None:
     locked = root / "locked"
     locked.mkdir(mode=0o500)
     try:
-        _refused(
+        fails_cleanly(
             root, ["blend", "base.csv", "-o", "locked/new/x.csv"], "folder locked is not writable"
         )
     finally:
@@ -284,7 +249,7 @@ def _deny_writes_in(monkeypatch, folder: Path) -> None:
 def test_an_unwritable_folder(root: Path, monkeypatch, args: list[str]) -> None:
     (root / "locked").mkdir()
     _deny_writes_in(monkeypatch, Path("locked"))
-    _refused(root, args, "Error: locked/", ": folder locked is not writable")
+    fails_cleanly(root, args, "Error: locked/", ": folder locked is not writable")
 
 
 def test_a_permission_error_while_writing_names_the_output(root: Path, monkeypatch) -> None:
@@ -292,7 +257,9 @@ def test_a_permission_error_while_writing_names_the_output(root: Path, monkeypat
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(ensemble.atomic.tempfile, "mkstemp", refuse)
-    _refused(root, ["blend", "base.csv", "-o", "x.csv"], "Error: x.csv: folder . is not writable")
+    fails_cleanly(
+        root, ["blend", "base.csv", "-o", "x.csv"], "Error: x.csv: folder . is not writable"
+    )
     monkeypatch.setattr(ensemble.atomic.tempfile, "mkstemp", tempfile.mkstemp)
     below_a_file = root / "base.csv" / "x.csv"
     with (

@@ -23,8 +23,9 @@ import numpy as np
 from ensemble.atomic import atomic_open, check_output
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
 from ensemble.blend.fit import FittedWeights, blend_points, fit_weights
-from ensemble.blend.fusion import FUSION_METHOD, FusionFit, fit_gamma, fused_weights
+from ensemble.blend.fusion import FusionFit, fit_gamma, fused_weights
 from ensemble.blend.io import SubmissionSet, align_order, read_aligned, write_values
+from ensemble.blend.names import FUSION_METHOD
 from ensemble.errors import InputError
 from ensemble.formats import gather_points, point_columns, read_test_points
 from ensemble.scoring import validation_score
@@ -205,18 +206,12 @@ def fit_runs(
     "uncertainty" fits lsq weights, then the inverse-variance fusion of the runs with sigma
     (`ensemble.blend.fusion`) on the same validation images.
     """
-    from ensemble.runs import align_predictions, data_dir_of, find_runs, truth_for
+    from ensemble.runs import find_runs, load_validation
 
     runs = find_runs(runs_dir)
-    data = Path(data_dir) if data_dir is not None else data_dir_of(runs)
-    if data is None:
-        raise InputError(runs_dir, "no data folder: pass --data or set `data` in config.toml")
-    names, predictions = align_predictions(runs)
-    truth = truth_for(data, names)
-    if truth.shape[1] != predictions.shape[2]:
-        raise InputError(
-            data, f"labels have {truth.shape[1]} points, predictions {predictions.shape[2]}"
-        )
+    validation = load_validation(runs, data_dir)
+    names, predictions, truth = validation.names, validation.predictions, validation.truth
+    data = validation.data_dir
     fused = method == FUSION_METHOD
     fitted = fit_weights(predictions, truth, names, "lsq" if fused else method, per_region, rounds)
     scores = np.array([validation_score(names, p, truth) for p in predictions])
@@ -224,7 +219,12 @@ def fit_runs(
     score = validation_score(names, blended, truth)
     if not fused:
         return FitReport(runs, fitted, scores, score, len(names), data)
-    sigma = _aligned_sigma(runs, names, predictions.shape[2])
+    sigma = np.stack(
+        [
+            np.full(truth.shape[:2], np.nan) if a.sigma is None else a.sigma
+            for a in validation.aligned
+        ]
+    )
     sigma_runs = tuple(run.name for run, s in zip(runs, sigma, strict=True) if np.isfinite(s).all())
     if not sigma_runs:
         raise InputError(
@@ -241,17 +241,6 @@ def fit_runs(
     return FitReport(
         runs, fitted, scores, fusion.score, len(names), data, fusion, score, sigma_runs
     )
-
-
-def _aligned_sigma(runs: list[RunFolder], names: np.ndarray, n_points: int) -> np.ndarray:
-    """Each run's validation sigma (runs, n, N) on `names`, NaN for a run without sigma."""
-    stacked = np.full((len(runs), len(names), n_points), np.nan)
-    for number, run in enumerate(runs):
-        loaded = run.val_predictions()
-        if loaded.sigma is not None:
-            position = {name: row for row, name in enumerate(loaded.file_names)}
-            stacked[number] = loaded.sigma[[position[name] for name in names]]
-    return stacked
 
 
 def weights_path_for(output: str | Path) -> Path:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-COMBINERS = ("mean", "median", "trimmed")
+from ensemble.blend.names import COMBINERS
 
 
 def weighted_mean(stream: Iterable[np.ndarray], weights: np.ndarray) -> np.ndarray:

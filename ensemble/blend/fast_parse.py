@@ -53,8 +53,8 @@ def parse_plain(path: Path, n_values: int, limit: float) -> PlainSubmission | No
             return None
         data, offsets, values = parsed
         return PlainSubmission(Names(data, offsets), values, ascii_names=False)
-    buffer = native.read_bytes(path)
-    if len(buffer) == 0 or buffer[-1] != 10:
+    buffer = native.plain_bytes(path)
+    if buffer is None:
         return None
     capacity = native.count_lines(lib, buffer, native.body_start(lib, buffer))
     if capacity == 0:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ensemble.blend.names import FIT_METHODS
 from ensemble.formats import gather_points
 from ensemble.layout import Layout, generic_layout, layout_for
 from ensemble.subsets import validation_subsets
 
-METHODS = ("lsq", "greedy")
 MIN_REGION_VALUES = 200  # regions with fewer gathered values fall back to the global weights
 
 
@@ -109,7 +109,7 @@ def _solve(q: np.ndarray, method: str, rounds: int) -> np.ndarray:
         return simplex_least_squares(q)
     if method == "greedy":
         return greedy_selection(q, rounds)
-    raise ValueError(f"unknown fit method '{method}'; choose from {METHODS}")
+    raise ValueError(f"unknown fit method '{method}'; choose from {FIT_METHODS}")
 
 
 def fit_weights(

@@ -18,7 +18,6 @@ import numpy as np
 from ensemble.scoring import leaderboard_mse
 
 GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-FUSION_METHOD = "uncertainty"  # the name of `ens blend --fit RUNS --method uncertainty`
 
 
 def fused_weights(base: np.ndarray, sigma: np.ndarray, gamma: float) -> np.ndarray:

@@ -46,9 +46,8 @@ from ensemble.formats import (
     MAX_COORDINATE,
     check_utf8,
     format_values,
-    point_columns,
     quoted,
-    read_first_line,
+    read_point_header,
     value_problem,
 )
 
@@ -74,36 +73,6 @@ class SubmissionValues:
     path: Path
     values: np.ndarray
     empty: np.ndarray | None = None
-
-
-def read_header(path: str | Path) -> list[str]:
-    """Read and check a submission header: `file_name,Point_M0_X,Point_M0_Y,...`."""
-    path = Path(path)
-    text = read_first_line(path)
-    if not text.strip():
-        raise InputError(path, "file is empty (expected a header line)", 1)
-    header = [_unquote(field.strip()) for field in text.split(",")]
-    if header[0] != FILE_COLUMN:
-        raise InputError(
-            path, f"first column must be '{FILE_COLUMN}', found {quoted(header[0])}", 1
-        )
-    n_values = len(header) - 1
-    if n_values == 0 or n_values % 2:
-        raise InputError(path, f"header has {n_values} value columns; expected an even count", 1)
-    for position, (got, want) in enumerate(
-        zip(header[1:], point_columns(n_values // 2), strict=True), start=2
-    ):
-        if got != want:
-            raise InputError(
-                path, f"header column {position} is {quoted(got)}, expected '{want}'", 1
-            )
-    return header
-
-
-def _unquote(field: str) -> str:
-    if len(field) >= 2 and field[0] == field[-1] == '"':
-        return field[1:-1]
-    return field
 
 
 def _read_table(path: Path, header: list[str]) -> pa.Table:
@@ -226,7 +195,7 @@ def read_aligned(path: str | Path, reference: np.ndarray, reference_label: str) 
     Empty cells (ragged padding, see `check_ragged`) come back as NaN.
     """
     path = Path(path)
-    header = read_header(path)
+    header = read_point_header(path, ",")
     table = _read_table(path, header)
     names = table.column(0).to_numpy()
     order = align_order(path, names, reference, reference_label)
@@ -260,6 +229,17 @@ def _values(
     return out, empty
 
 
+def _first_cell(mask: np.ndarray) -> tuple[int, int]:
+    """(value, row) of the first True cell of a (values, rows) mask: on the first such row."""
+    row, value = np.argwhere(mask.T)[0]
+    return int(value), int(row)
+
+
+def _line(row: int, order: np.ndarray | None) -> int:
+    """The file's line of row `row` of values taken in `order` of its rows (None: as read)."""
+    return int(order[row] if order is not None else row) + 2
+
+
 def check_values(
     path: Path,
     header: Sequence[str],
@@ -277,9 +257,10 @@ def check_values(
     if empty is not None:
         bad &= ~empty
     if bad.any():
-        value, row = (int(i) for i in np.argwhere(bad.T)[0][::-1])  # the first bad line
-        line = int(order[row] if order is not None else row) + 2
-        raise InputError(path, value_problem(values[value, row], header[value + 1]), line)
+        value, row = _first_cell(bad)
+        raise InputError(
+            path, value_problem(values[value, row], header[value + 1]), _line(row, order)
+        )
 
 
 def check_ragged(
@@ -294,14 +275,13 @@ def check_ragged(
         (gap, "a later pair of the row is filled"),
     ):
         if bad.any():
-            row, pair = (int(i) for i in np.argwhere(bad.T)[0])  # the first bad line
+            pair, row = _first_cell(bad)
             column = 2 * pair + (0 if x_empty[pair, row] else 1)
-            line = int(order[row] if order is not None else row) + 2
             raise InputError(
                 path,
                 f"empty value in column '{header[column + 1]}' is not ragged padding "
                 f"({problem}): only whole (X, Y) pairs at the end of a row may be empty",
-                line,
+                _line(row, order),
             )
 
 
@@ -324,16 +304,15 @@ def check_same_empty(
         differ = empty != reference
         if not differ.any():
             return
-    value, row = (int(i) for i in np.argwhere(differ)[0])
+    value, row = _first_cell(differ)
     here_empty = empty is not None and bool(empty[value, row])
     what = "empty value" if here_empty else "value"
     there = "a value" if here_empty else "an empty cell"
-    line = int(order[row] if order is not None else row) + 2
     raise InputError(
         path,
         f"{what} in column '{header[value + 1]}' where {reference_path} (line {row + 2}) has "
         f"{there}: all submissions must have the same empty cells (ragged rows)",
-        line,
+        _line(row, order),
     )
 
 
@@ -395,9 +374,9 @@ class SubmissionSet:
             raise ValueError("no submission to read")
         self.allow_empty = allow_empty
         self.paths = [Path(p) for p in paths]
-        self.header = read_header(self.paths[0])
+        self.header = read_point_header(self.paths[0], ",")
         for path in self.paths[1:]:
-            header = read_header(path)
+            header = read_point_header(path, ",")
             if header != self.header:
                 raise InputError(
                     path,
@@ -448,10 +427,10 @@ class SubmissionSet:
         if lib is None or len(weights) != len(self.paths):
             return None
         try:
-            buffers = [native.read_bytes(path) for path in self.paths]
+            buffers = [native.plain_bytes(path) for path in self.paths]
         except OSError:
             return None
-        if any(len(buffer) == 0 or buffer[-1] != 10 for buffer in buffers):
+        if any(buffer is None for buffer in buffers):
             return None
         n_values = len(self.header) - 1
         rows = native.count_lines(lib, buffers[0], native.body_start(lib, buffers[0]))
@@ -567,8 +546,10 @@ class SubmissionSet:
     def _check_empty(self, path: Path, empty: np.ndarray) -> None:
         """The first file's empty cells must be ragged padding, and allowed at all."""
         if not self.allow_empty:
-            value, row = (int(i) for i in np.argwhere(empty.T)[0][::-1])
-            raise InputError(path, f"empty value in column '{self.header[value + 1]}'", row + 2)
+            value, row = _first_cell(empty)
+            raise InputError(
+                path, f"empty value in column '{self.header[value + 1]}'", _line(row, None)
+            )
         check_ragged(path, self.header, empty)
 
     def iter_values(self) -> Iterator[SubmissionValues]:

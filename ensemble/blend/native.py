@@ -135,6 +135,27 @@ static inline const uint8_t *after_value(const uint8_t *p, int64_t j, int64_t n,
     return line_end(p);
 }
 
+/* The name of the row at p, up to `sep`: its span (offsets in buf) into *start and *end, and
+   the position after the separator; 0 when the name is not plain. */
+static inline const uint8_t *row_name(const uint8_t *buf, const uint8_t *p, uint8_t sep,
+                                      int64_t *start, int64_t *end) {
+    const uint8_t *name_end = scan_name(p, sep, sep);
+    if (!name_end) return 0;
+    *start = p - buf;
+    *end = name_end - buf;
+    return name_end + 1;
+}
+
+/* The n_values numbers of a row after its name, from p, into cell[j * step]: the position
+   after the row's line end, or 0 at anything not plain. */
+static inline const uint8_t *row_values(const uint8_t *p, double *cell, int64_t step,
+                                        int64_t n_values, uint8_t sep, double limit) {
+    for (int64_t j = 0; j < n_values; j++, cell += step) {
+        if (!parse_number(&p, cell, limit) || !(p = after_value(p, j, n_values, sep))) return 0;
+    }
+    return p;
+}
+
 /* `rows` submission rows `name,v1,...,vN` from `start`: value j of row r goes to
    values[j * stride + r] (column-major), the name spans to name_starts / name_ends. All rows
    lie before `end`, and buf[end - 1] is '\n' (so no scan runs past it). Returns the offset
@@ -146,16 +167,8 @@ int64_t ens_parse_submission(const uint8_t *buf, int64_t start, int64_t end, int
     if (end <= start || buf[end - 1] != '\n') return -1;
     for (int64_t r = 0; r < rows; r++) {
         if (p >= e) return -1;
-        const uint8_t *name_end = scan_name(p, ',', ',');
-        if (!name_end) return -1;
-        name_starts[r] = p - buf;
-        name_ends[r] = name_end - buf;
-        p = name_end + 1;
-        double *cell = values + r;
-        for (int64_t j = 0; j < n_values; j++, cell += stride) {
-            if (!parse_number(&p, cell, limit)) return -1;
-            if (!(p = after_value(p, j, n_values, ','))) return -1;
-        }
+        if (!(p = row_name(buf, p, ',', name_starts + r, name_ends + r))) return -1;
+        if (!(p = row_values(p, values + r, stride, n_values, ',', limit))) return -1;
     }
     return p - buf;
 }
@@ -180,12 +193,8 @@ int64_t ens_accumulate_submission(const uint8_t *buf, int64_t start, int64_t end
             const uint8_t *name_end = scan_name(p, ',', ',');
             if (!name_end || !same_name(p, name_end, names, offsets, first_row + block + b))
                 return -1;
-            p = name_end + 1;
-            double *cell = scratch + b * n_values;
-            for (int64_t j = 0; j < n_values; j++) {
-                if (!parse_number(&p, cell + j, limit) || !(p = after_value(p, j, n_values, ',')))
-                    return -1;
-            }
+            p = row_values(name_end + 1, scratch + b * n_values, 1, n_values, ',', limit);
+            if (!p) return -1;
         }
         for (int64_t j = 0; j < n_values; j++) {
             double *column = total + j * stride + block;
@@ -207,11 +216,7 @@ int64_t ens_parse_landmarks(const uint8_t *buf, int64_t start, int64_t end, int6
     if (end <= start || buf[end - 1] != '\n') return -1;
     for (int64_t r = 0; r < rows; r++) {
         if (p >= e) return -1;
-        const uint8_t *name_end = scan_name(p, '\t', '\t');
-        if (!name_end) return -1;
-        name_starts[r] = p - buf;
-        name_ends[r] = name_end - buf;
-        p = name_end + 1;
+        if (!(p = row_name(buf, p, '\t', name_starts + r, name_ends + r))) return -1;
         float *cell = values + r * n_values;
         for (int64_t j = 0; j < n_values; j++) {
             double x;
@@ -245,6 +250,29 @@ static inline uint64_t digit_bytes(uint64_t word) {
     return (0xB9B9B9B9B9B9B9B9ULL - low) & (low + 0x5050505050505050ULL) & ~word & HIGHS;
 }
 
+/* The end of integer_row and integer_row_64: the rest of the row from q, byte by byte, with
+   `tabs` tabs, `next` wanted starts and `run` digits seen before q; their result. */
+static inline const uint8_t *integer_row_end(const uint8_t *q, const uint8_t *e, int64_t n_values,
+                                             const int64_t *wanted, int64_t n_wanted,
+                                             const uint8_t **starts, int64_t tabs, int64_t next,
+                                             int run) {
+    for (; q < e; q++) {
+        if (*q == '\t') {
+            if (run == 0) return 0;
+            tabs++;
+            run = 0;
+            while (next < n_wanted && wanted[next] == tabs) starts[next++] = q + 1;
+        } else if ((unsigned)*q - '0' < 10) {
+            if (++run > 6) return 0;
+        } else {
+            break;
+        }
+    }
+    if (q < e && *q == '\r') q++;
+    if (q >= e || *q != '\n') return 0;
+    return run > 0 && tabs == n_values - 1 && next == n_wanted ? q + 1 : 0;
+}
+
 /* Whether the row from p is n_values tab-separated unsigned integers of 1-6 digits and a
    line end, checked eight bytes at a time (all of it before `e`); if so, starts[s] is where
    value wanted[s] begins (wanted: ascending) and the result is the next row's start. A row
@@ -275,21 +303,7 @@ static const uint8_t *integer_row(const uint8_t *p, const uint8_t *e, int64_t n_
         tabs += count;
         run = __builtin_clzll(tabs_here) >> 3;
     }
-    for (; q < e; q++) {
-        if (*q == '\t') {
-            if (run == 0) return 0;
-            tabs++;
-            run = 0;
-            while (next < n_wanted && wanted[next] == tabs) starts[next++] = q + 1;
-        } else if ((unsigned)*q - '0' < 10) {
-            if (++run > 6) return 0;
-        } else {
-            break;
-        }
-    }
-    if (q < e && *q == '\r') q++;
-    if (q >= e || *q != '\n') return 0;
-    return run > 0 && tabs == n_values - 1 && next == n_wanted ? q + 1 : 0;
+    return integer_row_end(q, e, n_values, wanted, n_wanted, starts, tabs, next, run);
 }
 #endif
 
@@ -348,21 +362,7 @@ static const uint8_t *integer_row_64(const uint8_t *p, const uint8_t *e, int64_t
         tabs += count;
         run = __builtin_clzll(tabs_here);
     }
-    for (; q < e; q++) {
-        if (*q == '\t') {
-            if (run == 0) return 0;
-            tabs++;
-            run = 0;
-            while (next < n_wanted && wanted[next] == tabs) starts[next++] = q + 1;
-        } else if ((unsigned)*q - '0' < 10) {
-            if (++run > 6) return 0;
-        } else {
-            break;
-        }
-    }
-    if (q < e && *q == '\r') q++;
-    if (q >= e || *q != '\n') return 0;
-    return run > 0 && tabs == n_values - 1 && next == n_wanted ? q + 1 : 0;
+    return integer_row_end(q, e, n_values, wanted, n_wanted, starts, tabs, next, run);
 }
 #endif
 
@@ -452,11 +452,7 @@ int64_t ens_parse_test_points(const uint8_t *buf, int64_t start, int64_t end, in
     if (end <= start || buf[end - 1] != '\n') return -1;
     while (p < e) {
         if (row == capacity) return -1;
-        const uint8_t *name_end = scan_name(p, '\t', '\t');
-        if (!name_end) return -1;
-        name_starts[row] = p - buf;
-        name_ends[row] = name_end - buf;
-        p = name_end + 1;
+        if (!(p = row_name(buf, p, '\t', name_starts + row, name_ends + row))) return -1;
         if (*p++ != '[') return -1;
         int32_t count = 0;
         for (;;) {
@@ -767,6 +763,21 @@ def read_bytes(path: Path) -> np.ndarray:
         except (ValueError, OSError):  # empty, or not a regular file
             return np.frombuffer(handle.read(), dtype=np.uint8)
     return np.frombuffer(mapped, dtype=np.uint8)
+
+
+def plain_bytes(path: Path) -> np.ndarray | None:
+    """A file's bytes (`read_bytes`) for the compiled readers, or None where they cannot take
+    it: empty, or its last line without a line end (the general readers say what is wrong)."""
+    buffer = read_bytes(path)
+    return buffer if len(buffer) and buffer[-1] == 10 else None
+
+
+def plain_file(path: Path) -> tuple[ctypes.CDLL, np.ndarray, int] | None:
+    """(library, bytes, offset of the first row after the header) of a file for the compiled
+    readers, or None: no library, or `plain_bytes` refuses the file."""
+    lib = library()
+    buffer = plain_bytes(path) if lib is not None else None
+    return None if buffer is None else (lib, buffer, body_start(lib, buffer))
 
 
 def body_start(lib: ctypes.CDLL, buffer: np.ndarray) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.runs import RunFolder, align_predictions, data_dir_of, truth_for
+from ensemble.runs import RunFolder, data_dir_of, load_validation
 from ensemble.scoring import validation_score
 
 
@@ -37,8 +37,8 @@ def blend_val_score(
     runs: list[RunFolder], weights: np.ndarray, data_dir: Path
 ) -> tuple[float, np.ndarray, int]:
     """(blend score, each run's score, images) of weighted validation predictions."""
-    names, predictions = align_predictions(runs)
-    truth = truth_for(data_dir, names)
+    validation = load_validation(runs, data_dir)
+    names, predictions, truth = validation.names, validation.predictions, validation.truth
     weights = np.asarray(weights, dtype=np.float64)
     blended = np.tensordot(weights / weights.sum(), predictions.astype(np.float64), axes=1)
     singles = np.array([validation_score(names, p, truth) for p in predictions])
@@ -52,7 +52,7 @@ def validation_check(paths: list[Path], weights: np.ndarray) -> ValidationCheck 
     predictions and the runs' config.toml names a data folder with train labels.
     """
     chosen = [(Path(p), w) for p, w in zip(paths, weights, strict=True) if w > 0]
-    runs = [RunFolder(path.parent.name, path.parent) for path, _ in chosen]
+    runs = [RunFolder.at(path.parent) for path, _ in chosen]
     if not runs or not all(run.val_predictions_path.is_file() for run in runs):
         return None
     data = data_dir_of(runs)

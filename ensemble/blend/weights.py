@@ -9,11 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ensemble.blend.names import SCHEMES, SCORE_COLUMNS
 from ensemble.errors import InputError
 from ensemble.scores_table import read_scores
-
-SCHEMES = ("equal", "inverse", "softmax", "rank", "manual")
-SCORE_COLUMNS = ("score", "public", "val")  # the default order for --by
 
 
 def scheme_weights(

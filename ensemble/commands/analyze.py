@@ -6,17 +6,16 @@ from pathlib import Path
 
 import click
 
-_DIR = click.Path(file_okay=False, path_type=Path)
-_FILE = click.Path(dir_okay=False, path_type=Path)
+from ensemble.commands.options import FILE, FOLDER, data_option, output_option
 
 _OPTIONS = {
-    "data": click.option(
-        "--data", type=_DIR, help="Competition data folder (test/test_points.csv, train labels)."
+    "data": data_option(
+        "Competition data folder (test/test_points.csv, train labels).", dest="data"
     ),
-    "runs": click.option("--runs", type=_DIR, help="Runs folder (run folders, scores.csv)."),
-    "scores": click.option("--scores", type=_FILE, help="scores.csv (default RUNS/scores.csv)."),
+    "runs": click.option("--runs", type=FOLDER, help="Runs folder (run folders, scores.csv)."),
+    "scores": click.option("--scores", type=FILE, help="scores.csv (default RUNS/scores.csv)."),
     "test_points": click.option(
-        "--test-points", type=_FILE, help="test_points.csv (default DATA/test/test_points.csv)."
+        "--test-points", type=FILE, help="test_points.csv (default DATA/test/test_points.csv)."
     ),
     "n_points": click.option(
         "--n-points",
@@ -91,21 +90,32 @@ def _inputs(options: dict):
     )
 
 
-def _print_section(section) -> None:
+def _print_section(section, in_short: bool = False) -> None:
+    """Print a section (and with `in_short`, its headline); a section that cannot run is an
+    error naming what it misses."""
     from analysis.document import section_text
 
     if not section.available:
         raise click.ClickException(f"{section.title}: cannot run: {section.missing}")
     click.echo(section_text(section), nl=False)
+    if in_short:
+        click.echo(f"\nIn short: {section.headline}.")
+
+
+def _check_report_folder(output: Path | None, inputs) -> None:
+    """Refuse a report folder that is, or is inside, the data or runs folder read."""
+    from ensemble.atomic import check_output
+
+    if output is not None:
+        check_output(output, read_dirs=[d for d in (inputs.data, inputs.runs) if d], folder=True)
 
 
 @click.group(invoke_without_command=True)
 @_options("data", "runs", "scores", "test_points", "n_points", "alpha", "bootstrap", "gallery")
-@click.option(
-    "-o",
-    "--output",
-    type=_DIR,
-    help="Report folder: report.html, summary.json, suspect_labels.csv and the PNGs.",
+@output_option(
+    "Report folder: report.html, summary.json, suspect_labels.csv and the PNGs.",
+    kind="folder",
+    required=False,
 )
 @click.pass_context
 def analyze(ctx: click.Context, output: Path | None, **options) -> None:
@@ -130,10 +140,9 @@ def analyze(ctx: click.Context, output: Path | None, **options) -> None:
     from analysis.section_calibration import calibration_section
     from analysis.section_errors import DEFAULT_GALLERY, errors_section
     from analysis.sections import leaderboard_section, points_section, uniformity_section
-    from ensemble.atomic import check_output
 
     inputs = _inputs(options)
-    check_output(output, read_dirs=[d for d in (inputs.data, inputs.runs) if d], folder=True)
+    _check_report_folder(output, inputs)
     output.mkdir(parents=True, exist_ok=True)
     sections = [
         uniformity_section(
@@ -205,11 +214,10 @@ def points(ctx: click.Context, **options) -> None:
 
 @analyze.command()
 @_options("data", "runs", "gallery")
-@click.option(
-    "-o",
-    "--output",
-    type=_DIR,
-    help="Folder for suspect_labels.csv and the gallery PNGs (default: print only).",
+@output_option(
+    "Folder for suspect_labels.csv and the gallery PNGs (default: print only).",
+    kind="folder",
+    required=False,
 )
 @click.pass_context
 def errors(ctx: click.Context, **options) -> None:
@@ -223,27 +231,20 @@ def errors(ctx: click.Context, **options) -> None:
     suspect when the runs agree with each other and all disagree with it.
     """
     from analysis.section_errors import DEFAULT_GALLERY, errors_section
-    from ensemble.atomic import check_output
 
     options = _merged(ctx, options)
     inputs = _inputs(options)
-    output = options["output"]
-    if output is not None:
-        check_output(output, read_dirs=[d for d in (inputs.data, inputs.runs) if d], folder=True)
-    section = errors_section(
-        inputs.runs, inputs.data, output, options["gallery"] or DEFAULT_GALLERY
-    )
-    _print_section(section)
-    click.echo(f"\nIn short: {section.headline}.")
+    _check_report_folder(options["output"], inputs)
+    gallery = options["gallery"] or DEFAULT_GALLERY
+    _print_section(errors_section(inputs.runs, inputs.data, options["output"], gallery), True)
 
 
 @analyze.command()
 @_options("data", "runs")
-@click.option(
-    "-o",
-    "--output",
-    type=_DIR,
-    help="Folder for calibration_reliability.png (default: print only).",
+@output_option(
+    "Folder for calibration_reliability.png (default: print only).",
+    kind="folder",
+    required=False,
 )
 @click.pass_context
 def calibration(ctx: click.Context, **options) -> None:
@@ -258,13 +259,8 @@ def calibration(ctx: click.Context, **options) -> None:
     bins sigma by quantiles against the observed RMS error.
     """
     from analysis.section_calibration import calibration_section
-    from ensemble.atomic import check_output
 
     options = _merged(ctx, options)
     inputs = _inputs(options)
-    output = options["output"]
-    if output is not None:
-        check_output(output, read_dirs=[d for d in (inputs.data, inputs.runs) if d], folder=True)
-    section = calibration_section(inputs.runs, inputs.data, output)
-    _print_section(section)
-    click.echo(f"\nIn short: {section.headline}.")
+    _check_report_folder(options["output"], inputs)
+    _print_section(calibration_section(inputs.runs, inputs.data, options["output"]), True)

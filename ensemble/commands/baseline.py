@@ -6,22 +6,12 @@ from pathlib import Path
 
 import click
 
+from ensemble.commands.options import data_option, output_option
+
 
 @click.command()
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Competition data folder (train/ and test/).",
-)
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Submission CSV to write.",
-)
+@data_option("Competition data folder (train/ and test/).", required=True)
+@output_option("Submission CSV to write.")
 def baseline(data_dir: Path, output: Path) -> None:
     """Write the mean-shape submission: the floor every model must beat.
 

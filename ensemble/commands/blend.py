@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ensemble.atomic import check_output
-
-SCHEMES = ("equal", "inverse", "softmax", "rank", "manual")
+from ensemble.blend.names import COMBINERS, FIT_METHODS, FUSION_METHOD, SCHEMES, SCORE_COLUMNS
+from ensemble.commands.options import data_option, output_option
 
 
 class FiniteRange(click.FloatRange):
@@ -30,9 +30,7 @@ class FiniteRange(click.FloatRange):
 
 @click.command("blend")
 @click.argument("submissions", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Blend to write."
-)
+@output_option("Blend to write.", kind="any")
 @click.option(
     "--weights",
     "scores_path",
@@ -44,7 +42,9 @@ class FiniteRange(click.FloatRange):
     type=click.Choice(SCHEMES),
     help="Weighting: default inverse with --weights, equal without.",
 )
-@click.option("--by", help="Score column of scores.csv (default: score, else public, else val).")
+@click.option(
+    "--by", help=f"Score column of scores.csv (default: {', else '.join(SCORE_COLUMNS)})."
+)
 @click.option("--higher-is-better", is_flag=True, help="Larger scores are better.")
 @click.option(
     "--power",
@@ -61,7 +61,7 @@ class FiniteRange(click.FloatRange):
 @click.option("--top", type=click.IntRange(min=1), help="Keep only the K best-scored.")
 @click.option(
     "--combine",
-    type=click.Choice(["mean", "median", "trimmed"]),
+    type=click.Choice(COMBINERS),
     default="mean",
     show_default=True,
     help="Weighted mean, or per-value median / trimmed mean of the weighted-in submissions.",
@@ -79,10 +79,10 @@ class FiniteRange(click.FloatRange):
     type=click.Path(path_type=Path),
     help="Fit weights on the validation predictions of the run folders in RUNS.",
 )
-@click.option("--data", type=click.Path(path_type=Path), help="Data folder for --fit.")
+@data_option("Data folder for --fit.", dest="data")
 @click.option(
     "--method",
-    type=click.Choice(["lsq", "greedy", "uncertainty"]),
+    type=click.Choice([*FIT_METHODS, FUSION_METHOD]),
     default="lsq",
     show_default=True,
     help="--fit: constrained least squares, Caruana greedy selection, or uncertainty: the lsq "

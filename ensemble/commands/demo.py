@@ -7,16 +7,14 @@ from pathlib import Path
 
 import click
 
+from ensemble.commands.options import config_option
+
 
 @click.command()
 @click.argument("directory", default="ens-demo", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--train", "n_train", type=click.IntRange(min=20), help="Training images to make.")
 @click.option("--test", "n_test", type=click.IntRange(min=10), help="Test images to make.")
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Run configuration (default: the packaged configs/demo.toml).",
-)
+@config_option("Run configuration (default: the packaged configs/demo.toml).", dest="config")
 def demo(directory: Path, n_train: int | None, n_test: int | None, config: Path | None) -> None:
     """Run the whole job on procedural demo data in DIRECTORY (default ./ens-demo).
 

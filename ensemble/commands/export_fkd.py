@@ -6,23 +6,13 @@ from pathlib import Path
 
 import click
 
+from ensemble.commands.options import FILE, output_option
+
 
 @click.command("export-fkd")
-@click.argument("submission", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--lookup",
-    "lookup_csv",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Kaggle IdLookupTable.csv.",
-)
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Kaggle submission CSV to write (RowId,Location).",
-)
+@click.argument("submission", type=FILE)
+@click.option("--lookup", "lookup_csv", required=True, type=FILE, help="Kaggle IdLookupTable.csv.")
+@output_option("Kaggle submission CSV to write (RowId,Location).")
 def export_fkd(submission: Path, lookup_csv: Path, output: Path) -> None:
     """Turn SUBMISSION (rows = test_points rows) into Kaggle's RowId,Location file.
 

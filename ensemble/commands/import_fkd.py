@@ -6,21 +6,14 @@ from pathlib import Path
 
 import click
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
+from ensemble.commands.options import FILE, output_option
 
 
 @click.command("import-fkd")
-@click.option("--training", "training_csv", required=True, type=_FILE, help="Kaggle training.csv.")
-@click.option("--test", "test_csv", required=True, type=_FILE, help="Kaggle test.csv.")
-@click.option("--lookup", "lookup_csv", required=True, type=_FILE, help="IdLookupTable.csv.")
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Data folder to create (must not exist or be empty).",
-)
+@click.option("--training", "training_csv", required=True, type=FILE, help="Kaggle training.csv.")
+@click.option("--test", "test_csv", required=True, type=FILE, help="Kaggle test.csv.")
+@click.option("--lookup", "lookup_csv", required=True, type=FILE, help="IdLookupTable.csv.")
+@output_option("Data folder to create (must not exist or be empty).", kind="folder", dest="out_dir")
 def import_fkd(training_csv: Path, test_csv: Path, lookup_csv: Path, out_dir: Path) -> None:
     """Convert Kaggle Facial Keypoints files to the competition layout.
 

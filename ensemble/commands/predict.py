@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ensemble.commands.training_options import cache_option, quiet_option
+from ensemble.commands.options import cache_option, data_option, quiet_option
 
 
 @click.command()
@@ -18,12 +18,7 @@ from ensemble.commands.training_options import cache_option, quiet_option
     help="Run folder written by `ens train-all` (RUNS/<run>).",
 )
 @click.option("--tta/--no-tta", default=None, help="Horizontal-flip TTA (default: the run's).")
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Dataset folder (default: the `data` of the run's config.toml).",
-)
+@data_option("Dataset folder (default: the `data` of the run's config.toml).", exists=True)
 @cache_option
 @click.option(
     "--checkpoint",

@@ -6,17 +6,11 @@ from pathlib import Path
 
 import click
 
-from ensemble.commands.training_options import cache_option, quiet_option
+from ensemble.commands.options import cache_option, config_option, data_option, quiet_option
 
 
 @click.command()
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Dataset folder in the competition layout.",
-)
+@data_option("Dataset folder in the competition layout.", required=True, exists=True)
 @click.option(
     "--size",
     "sizes",
@@ -24,12 +18,7 @@ from ensemble.commands.training_options import cache_option, quiet_option
     type=click.IntRange(16, 2048),
     help="Crop size (repeatable); default: the crop sizes of --config, else 128.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Runs TOML whose crop sizes to prepare.",
-)
+@config_option("Runs TOML whose crop sizes to prepare.")
 @cache_option
 @click.option("--jobs", type=click.IntRange(1), help="Parallel decoders (default: all cores).")
 @quiet_option

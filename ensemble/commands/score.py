@@ -6,22 +6,18 @@ from pathlib import Path
 
 import click
 
+from ensemble.commands.options import FILE, data_option
+
 
 @click.command()
-@click.argument(
-    "submissions", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
-)
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Data folder whose test/landmarks.csv holds the hidden truth (demo data).",
+@click.argument("submissions", nargs=-1, required=True, type=FILE)
+@data_option(
+    "Data folder whose test/landmarks.csv holds the hidden truth (demo data).", required=True
 )
 @click.option(
     "--scores",
     "scores_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="scores.csv to fill with the public/private scores (row matched by submission path).",
 )
 def score(submissions: tuple[Path, ...], data_dir: Path, scores_path: Path | None) -> None:

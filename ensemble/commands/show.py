@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ensemble.commands.options import output_option
+
 
 @click.command("show")
 @click.argument("data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -20,13 +22,7 @@ import click
     help="Which split (test needs the hidden test/landmarks.csv of demo data).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Which random images.")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="PNG file to write.",
-)
+@output_option("PNG file to write.")
 def show(data_dir: Path, n: int, split: str, seed: int, output: Path) -> None:
     """Draw N random images of DATA_DIR with their landmarks coloured by region."""
     from ensemble.atomic import check_output

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ensemble.commands.training_options import cache_option, out_option, quiet_option
+from ensemble.commands import options
 
 
 @click.command()
@@ -16,32 +16,18 @@ from ensemble.commands.training_options import cache_option, out_option, quiet_o
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="A run folder to continue from its checkpoints/last.pt (with its own config.toml).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Runs TOML (as for train-all); needs --run, --data and --out.",
-)
+@options.config_option("Runs TOML (as for train-all); needs --run, --data and --out.", exists=True)
 @click.option(
     "--run",
     "--name",
     "run_name",
     help="The [[run]] of --config to train (--name: the same, for torchrun command lines).",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Dataset folder (default with --resume: the run's own).",
-)
-@out_option
-@cache_option
-@click.option(
-    "--checkpoint-every",
-    type=click.IntRange(0),
-    help="Save checkpoints/last.pt every M steps too (overrides checkpoint_every).",
-)
-@quiet_option
+@options.data_option("Dataset folder (default with --resume: the run's own).", exists=True)
+@options.out_option
+@options.cache_option
+@options.checkpoint_every_option
+@options.quiet_option
 def train(
     resume_dir: Path | None,
     config_path: Path | None,
@@ -60,7 +46,6 @@ def train(
     import dataclasses
 
     from ensemble.atomic import check_output
-    from ensemble.errors import InputError
     from models import distributed
     from models.guard import TrainingDiverged
     from models.train import train_run
@@ -83,8 +68,6 @@ def train(
         summary = train_run(
             config, data_dir, run_dir, cache_dir, not quiet, resume=resume_dir is not None
         )
-    except InputError:
-        raise
     except TrainingDiverged as error:
         raise click.ClickException(f"{config.name}: {error}") from None
     if distributed.is_main():

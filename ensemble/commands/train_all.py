@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ensemble.commands.training_options import cache_option, out_option, quiet_option
+from ensemble.commands import options
 
 
 def default_config() -> Path:
@@ -26,21 +26,14 @@ def _print_config_keys(ctx: click.Context, _param: click.Parameter, value: bool)
 
 
 @click.command("train-all")
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Dataset folder in the competition layout (train/, test/).",
+@options.data_option(
+    "Dataset folder in the competition layout (train/, test/).", required=True, exists=True
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Runs TOML ([defaults] + one [[run]] per model); default: the shipped demo.toml.",
+@options.config_option(
+    "Runs TOML ([defaults] + one [[run]] per model); default: the shipped demo.toml."
 )
-@out_option
-@cache_option
+@options.out_option
+@options.cache_option
 @click.option(
     "--run",
     "--only",
@@ -56,12 +49,8 @@ def _print_config_keys(ctx: click.Context, _param: click.Parameter, value: bool)
     type=click.IntRange(1),
     help="Runs trained at once (one GPU each, else the CPU cores split).",
 )
-@click.option(
-    "--checkpoint-every",
-    type=click.IntRange(0),
-    help="Save checkpoints/last.pt every M steps too (overrides the config's checkpoint_every).",
-)
-@quiet_option
+@options.checkpoint_every_option
+@options.quiet_option
 @click.option(
     "--config-keys",
     is_flag=True,

@@ -10,7 +10,7 @@ from ensemble.atomic import atomic_open, check_output
 from ensemble.errors import InputError
 from ensemble.fkd.kaggle_files import read_lookup, requested_points, test_file_name
 from ensemble.fkd.layout import IMAGE_SIZE
-from ensemble.formats import format_values, read_submission
+from ensemble.formats import format_values, read_submission, row_index
 
 
 def export_fkd(
@@ -60,7 +60,7 @@ def export_fkd(
 
 def _submission_rows(path: Path, file_names: np.ndarray, image_ids: np.ndarray) -> np.ndarray:
     """Row of the submission for every lookup row; InputError on a missing or extra image."""
-    row_of = {name: row for row, name in enumerate(file_names.tolist())}
+    row_of = row_index(file_names.tolist())
     wanted = {test_file_name(image_id) for image_id in np.unique(image_ids).tolist()}
     for row, name in enumerate(file_names.tolist()):
         if name not in wanted:

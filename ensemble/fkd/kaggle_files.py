@@ -12,7 +12,7 @@ import pandas as pd
 from ensemble.errors import InputError
 from ensemble.fkd.layout import IMAGE_SIZE, KEYPOINTS, N_KEYPOINTS, coordinate_columns
 from ensemble.fkd.pixels import parse_pixels
-from ensemble.formats import _translate_parser_error
+from ensemble.formats import parser_error, read_first_line
 
 TRAIN_HEADER = [*coordinate_columns(), "Image"]
 TEST_HEADER = ["ImageId", "Image"]
@@ -57,10 +57,7 @@ def train_file_name(line: int) -> str:
 
 def _open(path: Path, header: list[str], chunksize: int | None):
     """A pandas reader of a Kaggle CSV after checking its header; every cell is a string."""
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    with open(path, encoding="utf-8", newline="") as handle:
-        first = handle.readline().rstrip("\r\n")
+    first = read_first_line(path)
     if not first:
         raise InputError(path, "file is empty (expected a header line)", 1)
     found = first.split(",")
@@ -84,6 +81,24 @@ def _open(path: Path, header: list[str], chunksize: int | None):
         chunksize=chunksize,
         engine="c",
     )
+
+
+def _read_whole(path: Path, header: list[str]) -> pd.DataFrame:
+    """A whole Kaggle CSV (header checked, at least one row); parse errors name the line."""
+    try:
+        frame = _open(path, header, None)
+    except pd.errors.ParserError as error:
+        raise parser_error(path, error, ",", csv_quotes=True) from None
+    if len(frame) == 0:
+        raise InputError(path, "no data rows after the header", 2)
+    return frame
+
+
+def _unique_ids(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column of distinct non-negative integers (ImageId, RowId) of a whole file."""
+    ids = _integers(path, frame[column], column, 2)
+    _first_duplicate(path, ids, column, 2)
+    return ids
 
 
 def _integers(path: Path, values: pd.Series, column: str, first_line: int) -> np.ndarray:
@@ -114,14 +129,8 @@ def _first_duplicate(path: Path, ids: np.ndarray, column: str, first_line: int) 
 def read_test_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """test.csv -> (ImageIds (n,) int64, images (n, 96, 96) uint8)."""
     path = Path(path)
-    try:
-        frame = _open(path, TEST_HEADER, None)
-    except pd.errors.ParserError as error:
-        raise _translate_parser_error(path, error) from None
-    if len(frame) == 0:
-        raise InputError(path, "no data rows after the header", 2)
-    ids = _integers(path, frame["ImageId"], "ImageId", 2)
-    _first_duplicate(path, ids, "ImageId", 2)
+    frame = _read_whole(path, TEST_HEADER)
+    ids = _unique_ids(path, frame, "ImageId")
     return ids, parse_pixels(path, frame["Image"].tolist(), 2)
 
 
@@ -137,7 +146,7 @@ def iter_training(path: str | Path) -> Iterator[TrainingChunk]:
             yield TrainingChunk(line, values.reshape(len(frame), N_KEYPOINTS, 2), images)
             line += len(frame)
     except pd.errors.ParserError as error:
-        raise _translate_parser_error(path, error) from None
+        raise parser_error(path, error, ",", csv_quotes=True) from None
     if line == 2:
         raise InputError(path, "no data rows after the header", 2)
 
@@ -178,14 +187,8 @@ def _check_inside(
 def read_lookup(path: str | Path, test_ids: np.ndarray | None = None) -> Lookup:
     """IdLookupTable.csv; with `test_ids`, every ImageId must be one of them."""
     path = Path(path)
-    try:
-        frame = _open(path, LOOKUP_HEADER, None)
-    except pd.errors.ParserError as error:
-        raise _translate_parser_error(path, error) from None
-    if len(frame) == 0:
-        raise InputError(path, "no data rows after the header", 2)
-    row_ids = _integers(path, frame["RowId"], "RowId", 2)
-    _first_duplicate(path, row_ids, "RowId", 2)
+    frame = _read_whole(path, LOOKUP_HEADER)
+    row_ids = _unique_ids(path, frame, "RowId")
     image_ids = _integers(path, frame["ImageId"], "ImageId", 2)
     if test_ids is not None:
         unknown = ~np.isin(image_ids, test_ids)

@@ -1,0 +1,11 @@
+"""The names `ens blend` offers: weighting schemes, combiners, fit methods, score columns.
+
+Declared once, here, without imports, so that the command's option lists (which load at
+`ens --help`) and the implementations that check them read the same tuples.
+"""
+
+SCHEMES = ("equal", "inverse", "softmax", "rank", "manual")  # weights from scores.csv
+SCORE_COLUMNS = ("score", "public", "val")  # the default order for --by
+COMBINERS = ("mean", "median", "trimmed")  # how weighted-in submissions are combined
+FIT_METHODS = ("lsq", "greedy")  # weights fitted on validation predictions
+FUSION_METHOD = "uncertainty"  # lsq weights, then fused by the runs' sigma
