@@ -21,6 +21,8 @@ import torch
 from models.augment import BatchPipeline
 from models.config import RunConfig
 from models.factories import LOSSES, OPTIMIZERS
+from models.heads import split_outputs
+from models.losses import ScaleNLL
 from models.predict import autocast
 from models.train import build_for_run, select_device
 from models.train_all import load_runs
@@ -40,6 +42,7 @@ def images_per_second(config: RunConfig, device: torch.device, steps: int, warmu
     pipeline = BatchPipeline(built.mean, built.std, built.in_channels, config.augment, perm)
     optimizer = OPTIMIZERS[config.stages[0].optimizer](model.parameters(), config.stages[0])
     loss_fn = LOSSES[config.loss](config)
+    scale_loss = ScaleNLL(config.uncertainty)
     size, batch = config.crop_size, config.batch_size
     pixels = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8).to(device)
     targets = (torch.rand(batch, N_POINTS, 2) * 0.6 - 0.3).to(device)
@@ -51,8 +54,11 @@ def images_per_second(config: RunConfig, device: torch.device, steps: int, warmu
             start = time.perf_counter()
         x, y = pipeline.train_batch(pixels, targets)
         with autocast(device, config.bf16):
-            predicted = forward(x.contiguous(memory_format=memory))
-        loss = loss_fn(predicted.float().view_as(y), y)
+            output = forward(x.contiguous(memory_format=memory))
+        predicted, log_sigma = split_outputs(output.float(), N_POINTS)
+        loss = loss_fn(predicted, y)
+        if log_sigma is not None:  # an uncertainty head: the scale's NLL, as the loop adds it
+            loss = loss + scale_loss(predicted, y, log_sigma)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
