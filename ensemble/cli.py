@@ -8,7 +8,7 @@ import sys
 import click
 
 from ensemble import __version__
-from ensemble.errors import InputError
+from ensemble.errors import InputError, TrainingError
 
 # name -> "module:attribute" of a click command; modules import only when the command runs.
 # Keep one entry per line (helpers add theirs here).
@@ -44,7 +44,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except InputError as error:
+        except (InputError, TrainingError) as error:  # every command's, handled once here
             raise click.ClickException(str(error)) from None
 
 

@@ -1,4 +1,4 @@
-"""The one error type every reader raises for bad input."""
+"""The errors a command reports without a traceback: bad input, and a run that cannot finish."""
 
 from __future__ import annotations
 
@@ -16,3 +16,11 @@ class InputError(ValueError):
         if line is not None:
             where = f"{where}, line {line}"
         super().__init__(f"{where}: {problem}")
+
+
+class TrainingError(RuntimeError):
+    """A training run that cannot finish: names the run and why."""
+
+    def __init__(self, run: str, reason: str) -> None:
+        self.run, self.reason = run, reason
+        super().__init__(f"{run}: {reason}")

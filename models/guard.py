@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ensemble.errors import TrainingError
+
 NAN_STEP_ENV = "ENS_FAULT_NAN_STEP"  # testing aid: the loss of this step becomes NaN (once)
 SPIKE_STEPS_ENV = "ENS_FAULT_SPIKE_STEPS"  # testing aid: these steps' losses x SPIKE_FACTOR (once)
 KILL_STEP_ENV = "ENS_FAULT_KILL_STEP"  # testing aid: SIGKILL this process after this step
@@ -32,7 +34,7 @@ class Diverged(Exception):
         self.reason, self.loss = reason, loss
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(TrainingError):
     """A run diverged and has nothing better than the mean-shape start to end on."""
 
 

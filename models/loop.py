@@ -382,8 +382,9 @@ class Trainer:
         baseline = self.data.baseline_val_score()
         if not self.folder.best_checkpoint.is_file() or not state.best_score < baseline:
             raise TrainingDiverged(
+                self.label,
                 f"{where}, and no epoch scored better than the mean-shape baseline "
-                f"(val score {baseline:.4g}): nothing to end on"
+                f"(val score {baseline:.4g}): nothing to end on",
             )
         warning = (
             f"{where}: training stopped there; the run ends on its best checkpoint "

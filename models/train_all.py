@@ -12,13 +12,12 @@ from pathlib import Path
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from ensemble.errors import InputError
+from ensemble.errors import InputError, TrainingError
 from ensemble.runs import RunFolder
 from models import distributed
 from models.config import RunConfig, load_config, run_from_dict
 from models.data import RunData
 from models.folds import has_checkpoint
-from models.guard import TrainingDiverged
 from models.registry import available_architectures
 from models.train import load_shared_data, train_run
 
@@ -136,7 +135,9 @@ def shared_datasets(
 def failure_reason(error: BaseException) -> str:
     """One line that says why a run failed: the message of input and divergence errors, else
     the exception type and the first line of its message (at most 300 characters)."""
-    if isinstance(error, InputError | TrainingDiverged):
+    if isinstance(error, TrainingError):
+        text = error.reason  # the run is named beside it
+    elif isinstance(error, InputError):
         text = str(error)
     else:
         lines = str(error).strip().splitlines()

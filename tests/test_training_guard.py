@@ -291,3 +291,21 @@ def test_under_torchrun_every_rank_agrees_and_the_next_run_trains(
     assert done.stdout.count("good: val score") == 1
     summary = json.loads((tmp_path / "RUNS" / "good" / "summary.json").read_text())
     assert summary["world_size"] == 2
+
+
+def test_ens_train_reports_a_run_that_cannot_finish_without_a_traceback(
+    faces: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from models.guard import TrainingDiverged
+
+    def diverges(config, *args, **kwargs):
+        raise TrainingDiverged(config.name, "step 6 diverged (loss nan): nothing to end on")
+
+    monkeypatch.setattr(models.train, "train_run", diverges)
+    config = tmp_path / "runs.toml"
+    config.write_text(CONFIG.format(factor=10, max_rollbacks=0, epochs=1))
+    args = ["train", "--config", str(config), "--run", "r", "--data", str(faces)]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "RUNS"), "--quiet"])
+    assert result.exit_code == 1
+    assert "Error: r: step 6 diverged (loss nan): nothing to end on" in result.output
+    assert "Traceback" not in result.output

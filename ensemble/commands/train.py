@@ -47,7 +47,6 @@ def train(
 
     from ensemble.atomic import check_output
     from models import distributed
-    from models.guard import TrainingDiverged
     from models.train import train_run
     from models.train_all import load_runs, resume_target
 
@@ -64,12 +63,9 @@ def train(
     if checkpoint_every is not None:
         config = dataclasses.replace(config, checkpoint_every=checkpoint_every)
     distributed.init_from_env()
-    try:
-        summary = train_run(
-            config, data_dir, run_dir, cache_dir, not quiet, resume=resume_dir is not None
-        )
-    except TrainingDiverged as error:
-        raise click.ClickException(f"{config.name}: {error}") from None
+    summary = train_run(
+        config, data_dir, run_dir, cache_dir, not quiet, resume=resume_dir is not None
+    )
     if distributed.is_main():
         click.echo(f"{run_dir.name}: val score {summary['val_score']:.3f} ({run_dir})")
         for warning in summary["warnings"]:
