@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks_header
 from ensemble.layout import DEFAULT_LAYOUT
@@ -40,11 +41,11 @@ def resolve_inputs(
         except InputError:
             data = None
     if test_points is None and data is not None:
-        candidate = data / "test" / "test_points.csv"
+        candidate = DataFolder.at(data).test_points
         test_points = candidate if candidate.is_file() else None
     source = "--n-points"
     if n_points is None:
-        labels = data / "train" / "landmarks.csv" if data is not None else None
+        labels = DataFolder.at(data).train_landmarks if data is not None else None
         if labels is not None and labels.is_file():
             n_points, source = read_landmarks_header(labels), f"header of {labels}"
         else:

@@ -16,6 +16,7 @@ from analysis.calibration import (
     calibrate_split,
 )
 from analysis.document import Figure, Paragraph, Section, Table, fmt
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import row_index
 from ensemble.uncertainty import KINDS, interval_halfwidth
@@ -80,8 +81,8 @@ def _temperature(run) -> float | None:
 
 def calibrate_runs(runs, data_dir: Path) -> tuple[list[RunCalibration], list[str], str | None]:
     """(calibration of each run with sigma, names of runs without, why test is absent or None)."""
-    train_path = data_dir / "train" / "landmarks.csv"
-    test_path = data_dir / "test" / "landmarks.csv"
+    train_path = DataFolder.at(data_dir).train_landmarks
+    test_path = DataFolder.at(data_dir).test_landmarks
     train = test = None
     results, without = [], []
     test_missing = None

@@ -9,6 +9,7 @@ import numpy as np
 
 from analysis.document import Figure, Paragraph, Section, Table, fmt
 from analysis.image_errors import PERCENTILES, WORST_PERCENT, Tail, image_mse, image_nme, tail
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import row_index
 
@@ -100,7 +101,7 @@ def _test_split(runs, data_dir: Path) -> SplitErrors | str:
     """The test split's errors where the demo truth and test predictions exist, else why not."""
     from ensemble.formats import read_landmarks
 
-    truth_path = data_dir / "test" / "landmarks.csv"
+    truth_path = DataFolder.at(data_dir).test_landmarks
     if not truth_path.is_file():
         return f"no test truth ({truth_path} exists for demo data only)"
     with_test = [run for run in runs if run.test_predictions_path.is_file()]
@@ -137,7 +138,7 @@ def _test_split(runs, data_dir: Path) -> SplitErrors | str:
     return split_errors(
         "test",
         names,
-        data_dir / "test" / "images",
+        DataFolder.at(data_dir).images("test"),
         [run.name for run in with_test],
         predictions,
         truth,
@@ -176,7 +177,7 @@ def errors_section(
     tta_spread = validation.aligned[0].tta_spread if len(runs) == 1 else None
     run_names = [run.name for run in runs]
     val = split_errors(
-        "validation", names, data_dir / "train" / "images", run_names, predictions, truth
+        "validation", names, DataFolder.at(data_dir).images("train"), run_names, predictions, truth
     )
     test = _test_split(runs, data_dir)
     suspects = find_suspects(names, predictions, truth, tta_spread)
@@ -371,7 +372,7 @@ def _planted(suspects, data_dir: Path) -> dict | None:
     """Demo data only: precision and recall against train/label_errors.csv."""
     from analysis.suspect_labels import read_planted
 
-    path = data_dir / "train" / "label_errors.csv"
+    path = DataFolder.at(data_dir).label_errors
     if not path.is_file():
         return None
     names = [str(name) for name in suspects.file_names]

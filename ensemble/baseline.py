@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import gather_points, read_landmarks, read_test_points, write_submission
 from ensemble.images import image_sizes
@@ -52,13 +53,13 @@ def mean_shape_points(
 def baseline_submission(data_dir: str | Path, output: str | Path) -> np.ndarray:
     """Write the mean-shape submission for DATA/test; return the full (n, N, 2) predictions."""
     data = Path(data_dir)
-    labels_path = data / "train" / "landmarks.csv"
+    labels_path = DataFolder.at(data).train_landmarks
     train = read_landmarks(labels_path, allow_missing=True)
-    train_sizes = image_sizes(data / "train" / "images", train.file_names)
+    train_sizes = image_sizes(DataFolder.at(data).images("train"), train.file_names)
     test_points = read_test_points(
-        data / "test" / "test_points.csv", n_points=train.n_points, ragged=True
+        DataFolder.at(data).test_points, n_points=train.n_points, ragged=True
     )
-    test_sizes = image_sizes(data / "test" / "images", test_points.file_names)
+    test_sizes = image_sizes(DataFolder.at(data).images("test"), test_points.file_names)
     predicted = mean_shape_points(train.points, train_sizes, test_sizes, labels_path)
     write_submission(output, test_points.file_names, gather_points(predicted, test_points.indices))
     return predicted

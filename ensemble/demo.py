@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.atomic import atomic_open, atomic_path
+from ensemble.data_folder import DataFolder
 from ensemble.demo_defaults import (
     DEFAULT_CROWD,
     DEFAULT_LABEL_ERRORS,
@@ -241,29 +242,29 @@ def _prepare(out_dir: Path, force: bool) -> None:
         for sub in ("train", "test"):
             if (out_dir / sub).exists():
                 shutil.rmtree(out_dir / sub)
-    (out_dir / "train" / "images").mkdir(parents=True, exist_ok=True)
-    (out_dir / "test" / "images").mkdir(parents=True, exist_ok=True)
+    DataFolder.at(out_dir).images("train").mkdir(parents=True, exist_ok=True)
+    DataFolder.at(out_dir).images("test").mkdir(parents=True, exist_ok=True)
 
 
 def _write_train(out_dir: Path, seed: int, scenes: np.ndarray, n_jobs: int, bar: tqdm) -> None:
     """train/images, train/landmarks.csv and train/label_errors.csv."""
     n_train = len(scenes)
-    images = out_dir / "train" / "images"
-    with LandmarksWriter(out_dir / "train" / "landmarks.csv", N_POINTS, integer=True) as out:
+    images = DataFolder.at(out_dir).images("train")
+    with LandmarksWriter(DataFolder.at(out_dir).train_landmarks, N_POINTS, integer=True) as out:
         for names, points in _chunks(images, seed, _TRAIN, scenes, n_train, n_jobs):
             out.write(names, points)
             bar.update(len(names))
-    _write_label_errors(out_dir / "train" / "label_errors.csv", scenes, n_train)
+    _write_label_errors(DataFolder.at(out_dir).label_errors, scenes, n_train)
 
 
 def _write_test(
     out_dir: Path, seed: int, scenes: np.ndarray, n_train: int, k: int, n_jobs: int, bar: tqdm
 ) -> None:
     """test/images, test/test_points.csv (k indices a row) and the hidden test/landmarks.csv."""
-    images = out_dir / "test" / "images"
+    images = DataFolder.at(out_dir).images("test")
     with (
-        LandmarksWriter(out_dir / "test" / "landmarks.csv", N_POINTS, integer=True) as truth,
-        atomic_open(out_dir / "test" / "test_points.csv", "w", newline="") as handle,
+        LandmarksWriter(DataFolder.at(out_dir).test_landmarks, N_POINTS, integer=True) as truth,
+        atomic_open(DataFolder.at(out_dir).test_points, "w", newline="") as handle,
     ):
         handle.write(f"{FILE_COLUMN}\t{POINTS_COLUMN}\n")
         start = 0

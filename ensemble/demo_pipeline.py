@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ensemble.blend.validation_check import blend_val_score
+from ensemble.data_folder import DataFolder
 from ensemble.runs import find_runs
 from ensemble.scores_table import read_scores
 
@@ -49,7 +50,7 @@ def run_demo(
     config = config or packaged_config("demo.toml")
 
     _header(1, "make-demo: a competition-format dataset")
-    if (data / "test" / "landmarks.csv").is_file():
+    if DataFolder.at(data).test_landmarks.is_file():
         click.echo(f"{data} exists: reused")
     else:
         sizes = [*(["--train", str(n_train)] if n_train else [])]

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
-
-LAYOUT_FILE = "layout.json"  # DATA/train/layout.json, beside train/landmarks.csv
 
 
 @dataclass(frozen=True)
@@ -261,7 +260,7 @@ def layout_for(n_points: int) -> Layout:
 
 def layout_path(data_dir: str | Path) -> Path:
     """Where a dataset keeps its own layout: DATA/train/layout.json."""
-    return Path(data_dir) / "train" / LAYOUT_FILE
+    return DataFolder.at(data_dir).layout_file
 
 
 def dataset_layout(data_dir: str | Path | None, n_points: int) -> Layout:

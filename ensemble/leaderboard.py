@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import (
     gather_points,
@@ -27,7 +28,7 @@ from ensemble.scoring import LeaderboardScore, score_values
 def hidden_truth(data_dir: str | Path) -> tuple:
     """test_points and the hidden test landmarks aligned with its rows."""
     data = Path(data_dir)
-    truth_path = data / "test" / "landmarks.csv"
+    truth_path = DataFolder.at(data).test_landmarks
     if not truth_path.is_file():
         raise InputError(
             truth_path,
@@ -35,7 +36,7 @@ def hidden_truth(data_dir: str | Path) -> tuple:
             "from the leaderboard)",
         )
     truth = read_landmarks(truth_path)
-    test_points = read_test_points(data / "test" / "test_points.csv", n_points=truth.n_points)
+    test_points = read_test_points(DataFolder.at(data).test_points, n_points=truth.n_points)
     position = row_index(truth.file_names)
     missing = [name for name in test_points.file_names if name not in position]
     if missing:
@@ -50,12 +51,12 @@ def hidden_truth_values(data_dir: str | Path) -> tuple:
     (`read_landmarks_at`); otherwise as `hidden_truth`, with the same checks and messages.
     """
     data = Path(data_dir)
-    truth_path = data / "test" / "landmarks.csv"
+    truth_path = DataFolder.at(data).test_landmarks
     if not truth_path.is_file():
         return _gathered(*hidden_truth(data))  # raises: no truth here
     header = read_landmarks_header(truth_path)
     try:
-        test_points = read_test_points(data / "test" / "test_points.csv", n_points=header)
+        test_points = read_test_points(DataFolder.at(data).test_points, n_points=header)
     except InputError:
         hidden_truth(data)  # a problem of the truth file is reported first, as always
         raise

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ensemble.atomic import atomic_open
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import Landmarks, read_landmarks, row_index
 from ensemble.predictions import Predictions, load_predictions
@@ -176,7 +177,7 @@ def data_dir_of(runs: list[RunFolder]) -> Path | None:
 
 def truth_for(data_dir: str | Path, file_names: np.ndarray) -> np.ndarray:
     """True train landmarks (n, N, 2) for `file_names`, in that order, from DATA/train."""
-    path = Path(data_dir) / "train" / "landmarks.csv"
+    path = DataFolder.at(data_dir).train_landmarks
     landmarks: Landmarks = read_landmarks(path, allow_missing=True)
     position = row_index(landmarks.file_names)
     missing = [name for name in file_names if name not in position]

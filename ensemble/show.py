@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ensemble.atomic import atomic_path
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import count_data_lines, read_point_header
 from ensemble.layout import dataset_layout
@@ -78,7 +79,7 @@ def show_grid(
     from matplotlib.lines import Line2D
 
     data_dir = Path(data_dir)
-    landmarks = data_dir / split / "landmarks.csv"
+    landmarks = DataFolder.at(data_dir).landmarks(split)
     if split == "test" and not landmarks.is_file():
         imported = " (`ens import-fkd` writes none)" if (data_dir / "fkd.json").is_file() else ""
         raise InputError(
@@ -101,7 +102,7 @@ def show_grid(
     for ax in axes.ravel():
         ax.axis("off")
     for ax, name, shape in zip(axes.ravel(), names, points, strict=False):
-        image = _load_image(data_dir / split / "images" / name)
+        image = _load_image(DataFolder.at(data_dir).images(split) / name)
         ax.imshow(image)
         ax.scatter(*shape.T, s=marker, c=[colours[r] for r in region_ids], lw=0)
         ax.set_title(f"{name} ({image.shape[1]}x{image.shape[0]}){_labelled(shape)}", fontsize=8)

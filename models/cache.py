@@ -31,6 +31,7 @@ from joblib import Parallel, delayed
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from ensemble.data_folder import LANDMARKS, TEST_POINTS, DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks, read_test_points
 from models.geometry import letterbox_geometry
@@ -38,7 +39,7 @@ from models.geometry import letterbox_geometry
 CACHE_VERSION = 3
 PAD_COLOUR = (124, 116, 104)  # ImageNet mean, so padding normalises to about zero
 _CHUNK = 64
-SPLITS = {"train": "landmarks.csv", "test": "test_points.csv"}
+SPLITS = {"train": LANDMARKS, "test": TEST_POINTS}  # the file listing each split's images
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,9 @@ def build_cache(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _write_cache(tmp, data_dir / split / "images", names, size, n_jobs, progress, split)
+        _write_cache(
+            tmp, DataFolder.at(data_dir).images(split), names, size, n_jobs, progress, split
+        )
         (tmp / "fingerprint.json").write_text(json.dumps(expected, indent=1))
         if target.exists():
             shutil.rmtree(target)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ensemble.baseline import mean_shape, mean_shape_points
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks
 from ensemble.layout import Layout, dataset_layout
@@ -166,7 +167,7 @@ def load_run_data(
     out `val_fraction`; the data then validates on fold 0 until `for_fold` picks another.
     """
     data_dir = Path(data_dir)
-    labels_path = data_dir / "train" / "landmarks.csv"
+    labels_path = DataFolder.at(data_dir).train_landmarks
     labels = read_landmarks(labels_path, allow_missing=True)  # NaN = not labelled
     layout = dataset_layout(data_dir, labels.points.shape[1])  # a bad layout.json fails here
     fold_ids = None

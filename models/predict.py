@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ensemble.data_folder import DataFolder
 from ensemble.formats import gather_points, read_test_points, write_submission
 from ensemble.predictions import save_predictions
 from ensemble.runs import RunFolder
@@ -218,7 +219,7 @@ def write_run_submission(
 ) -> None:
     """RUN/submission.csv: the points test_points.csv asks for, from all test predictions."""
     requests = read_test_points(  # ragged rows (Kaggle FKD): -1 padding, left empty
-        data_dir / "test" / "test_points.csv", n_points=n_points, ragged=True
+        DataFolder.at(data_dir).test_points, n_points=n_points, ragged=True
     )
     write_submission(
         RunFolder.at(run_dir).submission_path,

@@ -26,6 +26,7 @@ from ensemble.blend.fit import FittedWeights, blend_points, fit_weights
 from ensemble.blend.fusion import FusionFit, fit_gamma, fused_weights
 from ensemble.blend.io import SubmissionSet, align_order, read_aligned, write_values
 from ensemble.blend.names import FUSION_METHOD
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import gather_points, point_columns, read_test_points
 from ensemble.scoring import validation_score
@@ -272,7 +273,7 @@ def blend_runs(report: FitReport, output: str | Path, decimals: int = 4) -> Blen
 
 
 def _blend_test_points(report: FitReport, output: str | Path, decimals: int) -> BlendResult:
-    test_points_path = report.data_dir / "test" / "test_points.csv"
+    test_points_path = DataFolder.at(report.data_dir).test_points
     n_points = report.fitted.layout.n_points
     test_points = read_test_points(test_points_path, n_points=n_points, ragged=True)
     indices = test_points.indices

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ensemble.data_folder import DataFolder
 from ensemble.runs import RunFolder, data_dir_of, load_validation
 from ensemble.scoring import validation_score
 
@@ -56,7 +57,7 @@ def validation_check(paths: list[Path], weights: np.ndarray) -> ValidationCheck 
     if not runs or not all(run.val_predictions_path.is_file() for run in runs):
         return None
     data = data_dir_of(runs)
-    if data is None or not (data / "train" / "landmarks.csv").is_file():
+    if data is None or not DataFolder.at(data).train_landmarks.is_file():
         return None
     score, singles, n_images = blend_val_score(runs, np.array([w for _, w in chosen]), data)
     best = int(singles.argmin())

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ensemble.commands.options import data_option, output_option
+from ensemble.data_folder import DataFolder
 
 
 @click.command()
@@ -22,7 +23,7 @@ def baseline(data_dir: Path, output: Path) -> None:
     from ensemble.atomic import check_output
     from ensemble.baseline import baseline_submission
 
-    labels = [data_dir / "train" / "landmarks.csv", data_dir / "test" / "test_points.csv"]
+    labels = [DataFolder.at(data_dir).train_landmarks, DataFolder.at(data_dir).test_points]
     check_output(output, labels, [data_dir])
     baseline_submission(data_dir, output)
     click.echo(f"wrote {output} (mean-shape baseline)")

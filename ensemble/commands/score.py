@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ensemble.commands.options import FILE, data_option
+from ensemble.data_folder import DataFolder
 
 
 @click.command()
@@ -31,7 +32,7 @@ def score(submissions: tuple[Path, ...], data_dir: Path, scores_path: Path | Non
     from ensemble.leaderboard import record_scores, score_files
 
     if scores_path is not None:  # --scores is updated in place; it must not be another input
-        truth = [data_dir / "test" / name for name in ("landmarks.csv", "test_points.csv")]
+        truth = [DataFolder.at(data_dir).test_landmarks, DataFolder.at(data_dir).test_points]
         check_output(scores_path, [*submissions, *truth], [data_dir])
     _refuse_imported_fkd(data_dir)
     results = score_files(submissions, data_dir)
@@ -48,7 +49,7 @@ def _refuse_imported_fkd(data_dir: Path) -> None:
     """Say why a folder written by `ens import-fkd` cannot be scored here, and what to do."""
     from ensemble.errors import InputError
 
-    truth = data_dir / "test" / "landmarks.csv"
+    truth = DataFolder.at(data_dir).test_landmarks
     if (data_dir / "fkd.json").is_file() and not truth.is_file():
         raise InputError(
             truth,

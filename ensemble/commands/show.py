@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ensemble.commands.options import output_option
+from ensemble.data_folder import DataFolder
 
 
 @click.command("show")
@@ -28,6 +29,6 @@ def show(data_dir: Path, n: int, split: str, seed: int, output: Path) -> None:
     from ensemble.atomic import check_output
     from ensemble.show import show_grid
 
-    check_output(output, [data_dir / split / "landmarks.csv"], [data_dir])
+    check_output(output, [DataFolder.at(data_dir).landmarks(split)], [data_dir])
     show_grid(data_dir, output, n=n, split=split, seed=seed)
     click.echo(f"wrote {output} ({n} {split} images with landmarks)")
