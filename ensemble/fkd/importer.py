@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.fkd.kaggle_files import (
     Lookup,
@@ -69,8 +70,8 @@ def import_fkd(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        n_train, n_complete = _write_train(Path(training_csv), work / "train")
-        n_requested = _write_test(test_ids, test_images, lookup, work / "test")
+        n_train, n_complete = _write_train(Path(training_csv), DataFolder.at(work))
+        n_requested = _write_test(test_ids, test_images, lookup, DataFolder.at(work))
         _write_metadata(work / "fkd.json", lookup, n_train, len(test_ids))
         if out_dir.is_dir():
             out_dir.rmdir()  # empty (checked above); os.replace needs the name free or empty
@@ -81,11 +82,11 @@ def import_fkd(
     return ImportSummary(out_dir, n_train, n_complete, len(test_ids), n_requested, len(lookup))
 
 
-def _write_train(training_csv: Path, train_dir: Path) -> tuple[int, int]:
+def _write_train(training_csv: Path, out: DataFolder) -> tuple[int, int]:
     """Training PNGs and landmarks.csv; returns (rows, rows with all 15 keypoints)."""
     from tqdm import tqdm
 
-    images_dir = train_dir / "images"
+    images_dir = out.images("train")
     images_dir.mkdir(parents=True)
     names: list[str] = []
     chunks: list[np.ndarray] = []
@@ -98,16 +99,16 @@ def _write_train(training_csv: Path, train_dir: Path) -> tuple[int, int]:
             chunks.append(chunk.points)
             bar.update(len(chunk.images))
     points = np.concatenate(chunks)
-    write_landmarks_missing(train_dir / "landmarks.csv", names, points)
+    write_landmarks_missing(out.train_landmarks, names, points)
     complete = int(np.isfinite(points).all(axis=(1, 2)).sum())
     return len(names), complete
 
 
 def _write_test(
-    test_ids: np.ndarray, test_images: np.ndarray, lookup: Lookup, test_dir: Path
+    test_ids: np.ndarray, test_images: np.ndarray, lookup: Lookup, out: DataFolder
 ) -> int:
     """Test PNGs and test_points.csv; returns the number of images the lookup asks about."""
-    images_dir = test_dir / "images"
+    images_dir = out.images("test")
     images_dir.mkdir(parents=True)
     for image_id, image in zip(test_ids.tolist(), test_images, strict=True):
         _save_png(images_dir / test_file_name(image_id), image)
@@ -118,7 +119,7 @@ def _write_test(
         indices[row, : len(order[image_id])] = order[image_id]
     width = max(len(points) for points in order.values())
     names = [test_file_name(image_id) for image_id in asked]
-    write_test_points(test_dir / "test_points.csv", names, indices[:, :width])
+    write_test_points(out.test_points, names, indices[:, :width])
     return len(asked)
 
 
