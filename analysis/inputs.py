@@ -1,14 +1,19 @@
-"""Where the analysis finds its inputs: DATA/test/test_points.csv, N, RUNS/scores.csv."""
+"""Where the analysis finds its inputs: DATA/test/test_points.csv, N, RUNS/scores.csv, runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import read_landmarks_header
 from ensemble.layout import DEFAULT_LAYOUT
+
+if TYPE_CHECKING:
+    from analysis.document import Section
+    from ensemble.runs import RunFolder
 
 DEFAULT_N_POINTS = DEFAULT_LAYOUT.n_points  # where no data says N: the competition's layout
 
@@ -54,3 +59,28 @@ def resolve_inputs(
     if scores is None and runs is not None and (runs / "scores.csv").is_file():
         scores = runs / "scores.csv"
     return Inputs(test_points, n_points, source, scores, runs, data)
+
+
+NO_RUNS = "no runs folder: give --runs RUNS (run folders with val_predictions.npz)"
+
+
+def runs_and_data(
+    section: Section, runs_dir: Path | None, data_dir: Path | None
+) -> tuple[list[RunFolder], Path] | None:
+    """The run folders under `runs_dir` and the data folder with their labels (`data_dir`, else
+    the runs' config.toml); None, with `section.missing` saying what is absent, without them."""
+    from ensemble.runs import NO_DATA, data_dir_of, find_runs
+
+    if runs_dir is None:
+        section.missing = NO_RUNS
+        return None
+    try:
+        runs = find_runs(runs_dir)
+    except InputError as error:
+        section.missing = str(error)
+        return None
+    data_dir = data_dir or data_dir_of(runs)
+    if data_dir is None:
+        section.missing = NO_DATA
+        return None
+    return runs, Path(data_dir)

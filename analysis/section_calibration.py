@@ -16,6 +16,7 @@ from analysis.calibration import (
     calibrate_split,
 )
 from analysis.document import Figure, Paragraph, Section, Table, fmt
+from analysis.inputs import runs_and_data
 from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import row_index
@@ -114,22 +115,12 @@ def calibration_section(
     runs_dir: Path | None, data_dir: Path | None, out_dir: Path | None = None
 ) -> Section:
     """Per run with sigma: interval coverage, NLL, a verdict and a reliability plot."""
-    from ensemble.runs import NO_DATA, data_dir_of, find_runs
 
     section = Section("calibration", TITLE)
-    if runs_dir is None:
-        section.missing = "no runs folder: give --runs RUNS (run folders with val_predictions.npz)"
+    found = runs_and_data(section, runs_dir, data_dir)
+    if found is None:
         return section
-    try:
-        runs = find_runs(runs_dir)
-    except InputError as error:
-        section.missing = str(error)
-        return section
-    data_dir = data_dir or data_dir_of(runs)
-    if data_dir is None:
-        section.missing = NO_DATA
-        return section
-    data_dir = Path(data_dir)
+    runs, data_dir = found
     results, without, test_missing = calibrate_runs(runs, data_dir)
     if not results:
         section.missing = (

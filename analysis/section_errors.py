@@ -9,6 +9,7 @@ import numpy as np
 
 from analysis.document import Figure, Paragraph, Section, Table, fmt
 from analysis.image_errors import PERCENTILES, WORST_PERCENT, Tail, image_mse, image_nme, tail
+from analysis.inputs import runs_and_data
 from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import row_index
@@ -156,22 +157,13 @@ def errors_section(
     With `out_dir`, also writes out_dir/suspect_labels.csv and the gallery PNGs.
     """
     from analysis.suspect_labels import find_suspects
-    from ensemble.runs import NO_DATA, data_dir_of, find_runs, load_validation
+    from ensemble.runs import load_validation
 
     section = Section("errors", TITLE)
-    if runs_dir is None:
-        section.missing = "no runs folder: give --runs RUNS (run folders with val_predictions.npz)"
+    found = runs_and_data(section, runs_dir, data_dir)
+    if found is None:
         return section
-    try:
-        runs = find_runs(runs_dir)
-    except InputError as error:
-        section.missing = str(error)
-        return section
-    data_dir = data_dir or data_dir_of(runs)
-    if data_dir is None:
-        section.missing = NO_DATA
-        return section
-    data_dir = Path(data_dir)
+    runs, data_dir = found
     validation = load_validation(runs, data_dir)
     names, predictions, truth = validation.names, validation.predictions, validation.truth
     tta_spread = validation.aligned[0].tta_spread if len(runs) == 1 else None

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.document import Figure, Paragraph, Section, Table, fmt
-from ensemble.errors import InputError
+from analysis.inputs import runs_and_data
 from ensemble.layout import Layout, dataset_layout
 
 
@@ -20,21 +20,13 @@ def points_section(
 ) -> Section:
     """Per-point and per-region MSE of the runs' validation predictions."""
     from analysis.per_point import analyze_points
-    from ensemble.runs import NO_DATA, data_dir_of, find_runs, load_validation
+    from ensemble.runs import load_validation
 
     section = Section("points", _title("30-index subsets"))
-    if runs_dir is None:
-        section.missing = "no runs folder: give --runs RUNS (run folders with val_predictions.npz)"
+    found = runs_and_data(section, runs_dir, data_dir)
+    if found is None:
         return section
-    try:
-        runs = find_runs(runs_dir)
-    except InputError as error:
-        section.missing = str(error)
-        return section
-    data_dir = data_dir or data_dir_of(runs)
-    if data_dir is None:
-        section.missing = NO_DATA
-        return section
+    runs, data_dir = found
     validation = load_validation(runs, data_dir)
     names, predictions, truth = validation.names, validation.predictions, validation.truth
     layout = dataset_layout(data_dir, truth.shape[1])
