@@ -4,8 +4,9 @@ A per-image MSE is the mean squared error (px²) over all 2N values of the image
 present (NaN truth, a missing label, is left out; an image with no label at all gets NaN and is
 left out of every number). The score of a set of images is the mean of their per-image MSEs:
 the expectation of the leaderboard score (which averages the same per-image MSE over 30 random
-points). Per-image NME is ensemble.metrics' normalisation (mean point distance / inter-ocular
-distance of the layout's eye centres) where the layout has known eyes, else absent.
+points). Per-image NME is ensemble.metrics' normalisation: mean point distance / inter-ocular
+distance of the layout's eye centres when the layout names its eyes, else / sqrt(w*h) of the
+labelled true points' bounding box.
 
 The worst p% of n images are the ceil(p·n / 100) images (at least one) with the largest MSE;
 their share is their summed MSE over the summed MSE of all images.
@@ -27,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.leaderboard_fit import robust_z
-from ensemble.metrics import _normalised_distances, default_eyes
+from ensemble.metrics import Eyes, normalised_distances
 
 FDR = 0.05  # false discovery rate of the outlier flags (Benjamini-Hochberg)
 MIN_IMAGES = 5  # below this many images a median / MAD scale is not estimable: no outliers
@@ -52,21 +53,18 @@ def image_mse(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return out
 
 
-def image_nme(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray | None:
-    """Per-image NME (ensemble.metrics' normalisation), (n,); None when the layout has no eyes.
+def image_nme(predicted: np.ndarray, truth: np.ndarray, eyes: Eyes | None) -> np.ndarray:
+    """Per-image NME (n,): by the inter-ocular distance of `eyes`, by the bounding box without.
 
-    NaN for an image whose two eye centres are not both labelled (and distinct).
+    NaN for an image whose normalising size is undefined (an eye unlabelled, a flat box).
     """
-    eyes = default_eyes(truth.shape[1])
-    if eyes is None:
-        return None
     out = np.full(len(truth), np.nan)
     for start in range(0, len(truth), _CHUNK):
         stop = start + _CHUNK
         true = np.asarray(truth[start:stop], dtype=np.float64)
         if np.isnan(true).all():
             continue
-        ratio, points, usable = _normalised_distances(predicted[start:stop], true, eyes)
+        ratio, points, usable = normalised_distances(predicted[start:stop], true, eyes)
         with np.errstate(invalid="ignore", divide="ignore"):
             per_image = (ratio * points).sum(axis=1) / points.sum(axis=1)
         out[start:stop] = np.where(usable, per_image, np.nan)

@@ -12,12 +12,20 @@ from analysis.image_errors import PERCENTILES, WORST_PERCENT, Tail, image_mse, i
 from analysis.inputs import runs_and_data
 from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
-from ensemble.formats import row_index
+from ensemble.layout import dataset_layout
+from ensemble.metrics import BOUNDING_BOX, INTER_OCULAR, Eyes, layout_eyes, normalisation
 
 TITLE = "4. Where the error lives (per-image errors, suspect labels)"
 DEFAULT_GALLERY = 8
 _TOP_ROWS = 15
 BLEND = "blend (equal weights)"
+
+
+NME_NOTES = {
+    INTER_OCULAR: "NME: mean point distance / inter-ocular distance of the layout's eyes.",
+    BOUNDING_BOX: "NME: mean point distance / sqrt(w·h) of the true points' bounding box (the "
+    "layout names no eyes).",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class SplitErrors:
     mse: np.ndarray  # (R, n) per-image MSE of each run
     tails: list[Tail]  # each run, then the blend when R > 1
     blend_mse: np.ndarray | None = None  # (n,) per-image MSE of the blend when R > 1
+    nme_norm: str = INTER_OCULAR  # what the per-image NME divides by
 
     def tail_mse(self) -> list[np.ndarray]:
         """The per-image MSEs behind each of `tails`, in the same order."""
@@ -52,19 +61,31 @@ def split_errors(
     run_names: list[str],
     predictions: np.ndarray,
     truth: np.ndarray,
+    eyes: Eyes | None,
 ) -> SplitErrors:
-    """Per-image MSE and NME of every run and of the blend, and their tails."""
+    """Per-image MSE and NME (by the layout's `eyes`, else the bounding box) of every run and of
+    the blend, and their tails."""
     mse = np.stack([image_mse(p, truth) for p in predictions])
     tails = [
-        tail(name, mse[r], image_nme(predictions[r], truth)) for r, name in enumerate(run_names)
+        tail(name, mse[r], image_nme(predictions[r], truth, eyes))
+        for r, name in enumerate(run_names)
     ]
     blend_mse = None
     if len(run_names) > 1:
         blend = predictions.mean(axis=0)
         blend_mse = image_mse(blend, truth)
-        tails.append(tail(BLEND, blend_mse, image_nme(blend, truth)))
+        tails.append(tail(BLEND, blend_mse, image_nme(blend, truth, eyes)))
     return SplitErrors(
-        split, file_names, image_dir, run_names, predictions, truth, mse, tails, blend_mse
+        split,
+        file_names,
+        image_dir,
+        run_names,
+        predictions,
+        truth,
+        mse,
+        tails,
+        blend_mse,
+        normalisation(eyes),
     )
 
 
@@ -100,7 +121,8 @@ def tail_sentence(item: Tail, split: str) -> str:
 
 def _test_split(runs, data_dir: Path) -> SplitErrors | str:
     """The test split's errors where the demo truth and test predictions exist, else why not."""
-    from ensemble.formats import read_landmarks
+    from ensemble.predictions import load_predictions
+    from ensemble.runs import align, labels_for
 
     truth_path = DataFolder.at(data_dir).test_landmarks
     if not truth_path.is_file():
@@ -108,29 +130,12 @@ def _test_split(runs, data_dir: Path) -> SplitErrors | str:
     with_test = [run for run in runs if run.test_predictions_path.is_file()]
     if not with_test:
         return "no run has test_predictions.npz"
-    loaded = [run.test_predictions() for run in with_test]
-    common = set(loaded[0].file_names)
-    for item in loaded[1:]:
-        common &= set(item.file_names)
-    if not common:
+    paths = [run.test_predictions_path for run in with_test]
+    names, aligned = align([load_predictions(path) for path in paths], paths)
+    if not len(names):
         return "the runs share no test image"
-    names = np.array(sorted(common), dtype=object)
-    stacked = []
-    for run, item in zip(with_test, loaded, strict=True):
-        if item.points.shape[1] != loaded[0].points.shape[1]:
-            raise InputError(run.test_predictions_path, "point count differs from the other runs")
-        position = row_index(item.file_names)
-        stacked.append(item.points[[position[name] for name in names]])
-    labels = read_landmarks(truth_path, allow_missing=True)
-    position = row_index(labels.file_names)
-    missing = [name for name in names if name not in position]
-    if missing:
-        raise InputError(
-            truth_path,
-            f"{len(missing)} predicted test file(s) not in the labels, e.g. {missing[0]}",
-        )
-    truth = labels.points[[position[name] for name in names]]
-    predictions = np.stack(stacked)
+    truth = labels_for(truth_path, names)
+    predictions = np.stack([item.points for item in aligned])
     if truth.shape[1] != predictions.shape[2]:
         raise InputError(
             with_test[0].test_predictions_path,
@@ -143,6 +148,7 @@ def _test_split(runs, data_dir: Path) -> SplitErrors | str:
         [run.name for run in with_test],
         predictions,
         truth,
+        layout_eyes(dataset_layout(data_dir, truth.shape[1])),
     )
 
 
@@ -168,9 +174,9 @@ def errors_section(
     names, predictions, truth = validation.names, validation.predictions, validation.truth
     tta_spread = validation.aligned[0].tta_spread if len(runs) == 1 else None
     run_names = [run.name for run in runs]
-    val = split_errors(
-        "validation", names, DataFolder.at(data_dir).images("train"), run_names, predictions, truth
-    )
+    eyes = layout_eyes(dataset_layout(data_dir, truth.shape[1]))
+    images = DataFolder.at(data_dir).images("train")
+    val = split_errors("validation", names, images, run_names, predictions, truth, eyes)
     test = _test_split(runs, data_dir)
     suspects = find_suspects(names, predictions, truth, tta_spread)
 
@@ -256,14 +262,7 @@ def _tail_blocks(section: Section, errors: SplitErrors, n_runs: int) -> None:
         )
     )
     if all(item.nme_percentiles is None for item in errors.tails):
-        if split == "validation":
-            section.blocks.append(
-                Paragraph(
-                    f"Per-image NME: n/a for {errors.truth.shape[1]} points (ensemble.metrics "
-                    "knows the eye centres of the 971- and 15-point layouts only)."
-                )
-            )
-        return
+        return  # no image has a defined normalising size
     nme_rows = [
         [
             item.name,
@@ -276,9 +275,7 @@ def _tail_blocks(section: Section, errors: SplitErrors, n_runs: int) -> None:
             f"Per-image NME on {split}",
             ["run", *[f"P{p}" for p in PERCENTILES]],
             nme_rows,
-            note="NME: mean point distance / inter-ocular distance (ensemble.metrics)."
-            if split == "validation"
-            else "",
+            note=NME_NOTES[errors.nme_norm] if split == "validation" else "",
         )
     )
 

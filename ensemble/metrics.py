@@ -146,7 +146,7 @@ def normalising_sizes(
     return np.sqrt(area), usable
 
 
-def _normalised_distances(
+def normalised_distances(
     pred: np.ndarray, truth: np.ndarray, eyes: Eyes | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-point distance / normalising size (n, K), its point mask, and the usable rows.
@@ -173,7 +173,7 @@ def masked_nme(pred: np.ndarray, truth: np.ndarray, eyes: Eyes | None = None) ->
     The size is the inter-ocular distance with `eyes`, else the bounding-box size (module
     docstring). Averaged over the images where it is usable; ValueError when there is none.
     """
-    ratio, points, usable = _normalised_distances(pred, truth, eyes)
+    ratio, points, usable = normalised_distances(pred, truth, eyes)
     if not usable.any():
         raise ValueError(_undefined(eyes, "NME"))
     per_row = (ratio * points).sum(axis=1)[usable] / points.sum(axis=1)[usable]
@@ -186,7 +186,7 @@ def masked_pck(
     """Fraction of labelled points within `alpha` x the normalising size of their image."""
     if alpha <= 0:
         raise ValueError(f"PCK threshold alpha must be positive, got {alpha}")
-    ratio, points, usable = _normalised_distances(pred, truth, eyes)
+    ratio, points, usable = normalised_distances(pred, truth, eyes)
     if not usable.any():
         raise ValueError(_undefined(eyes, "PCK"))
     return float((ratio[points] <= alpha).mean())
@@ -212,7 +212,7 @@ def metric_report(
     rows_with = present.any(axis=(1, 2))
     if eyes is None:
         eyes = layout_eyes(layout if layout is not None else layout_for(truth64.shape[1]))
-    usable = _normalised_distances(pred64, truth64, eyes)[2]
+    usable = normalised_distances(pred64, truth64, eyes)[2]
     nme = pck = None
     if usable.any():
         nme = masked_nme(pred64, truth64, eyes)

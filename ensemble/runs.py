@@ -177,7 +177,11 @@ def data_dir_of(runs: list[RunFolder]) -> Path | None:
 
 def truth_for(data_dir: str | Path, file_names: np.ndarray) -> np.ndarray:
     """True train landmarks (n, N, 2) for `file_names`, in that order, from DATA/train."""
-    path = DataFolder.at(data_dir).train_landmarks
+    return labels_for(DataFolder.at(data_dir).train_landmarks, file_names)
+
+
+def labels_for(path: str | Path, file_names: np.ndarray) -> np.ndarray:
+    """The landmarks (n, N, 2) of the file at `path` for `file_names`, in that order."""
     landmarks: Landmarks = read_landmarks(path, allow_missing=True)
     position = row_index(landmarks.file_names)
     missing = [name for name in file_names if name not in position]
@@ -196,17 +200,23 @@ def align_predictions(runs: list[RunFolder]) -> tuple[np.ndarray, np.ndarray]:
 
 def _aligned(runs: list[RunFolder]) -> tuple[np.ndarray, list[Predictions]]:
     """Each run's validation predictions on the runs' common images, sorted by name."""
-    loaded = [run.val_predictions() for run in runs]
+    paths = [run.val_predictions_path for run in runs]
+    names, aligned = align([load_predictions(path) for path in paths], paths)
+    if not len(names):
+        raise InputError(runs[0].path, "the runs share no validation image")
+    return names, aligned
+
+
+def align(loaded: list[Predictions], paths: list[Path]) -> tuple[np.ndarray, list[Predictions]]:
+    """Predictions (read from `paths`) on their common images, sorted by name (maybe none)."""
     common = set(loaded[0].file_names)
     for item in loaded[1:]:
         common &= set(item.file_names)
-    if not common:
-        raise InputError(runs[0].path, "the runs share no validation image")
     names = np.array(sorted(common), dtype=object)
     aligned = []
-    for run, item in zip(runs, loaded, strict=True):
+    for path, item in zip(paths, loaded, strict=True):
         if item.points.shape[1] != loaded[0].points.shape[1]:
-            raise InputError(run.val_predictions_path, "point count differs from the other runs")
+            raise InputError(path, "point count differs from the other runs")
         position = row_index(item.file_names)
         rows = [position[name] for name in names]
         aligned.append(

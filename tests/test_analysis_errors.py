@@ -55,11 +55,17 @@ def test_tail_numbers_equal_a_numpy_computation() -> None:
     squared = (predicted - truth) ** 2
     hand_mse = np.nanmean(squared.reshape(len(truth), -1), axis=1)
     np.testing.assert_allclose(mse, hand_mse, rtol=1e-12)
-    nme = image_nme(predicted, truth)
+    nme = image_nme(predicted, truth, (0, 1))
     distance = np.linalg.norm(predicted - truth, axis=2)  # NaN where a point is not labelled
     iod = np.linalg.norm(truth[:, 0] - truth[:, 1], axis=1)
     hand_nme = np.nanmean(distance, axis=1) / iod
     np.testing.assert_allclose(nme, hand_nme, rtol=1e-12)
+    labelled = ~np.isnan(truth).any(axis=2, keepdims=True)  # a layout without eyes: the box
+    low = np.where(labelled, truth, np.inf).min(axis=1)
+    high = np.where(labelled, truth, -np.inf).max(axis=1)
+    box = np.sqrt(np.prod(high - low, axis=1))
+    hand_box = np.nanmean(distance, axis=1) / box
+    np.testing.assert_allclose(image_nme(predicted, truth, None), hand_box, rtol=1e-12)
 
     result = tail("alpha", mse, nme)
     hand = _hand_tail(hand_mse)
@@ -180,7 +186,13 @@ def test_full_report_has_the_section_with_numpy_numbers(workspace) -> None:
         assert numbers["worst"]["1%"]["share"] == pytest.approx(hand["share1"], rel=1e-6)
         assert numbers["worst"]["5%"]["share"] == pytest.approx(hand["share5"], rel=1e-6)
         assert numbers["score_without_worst_1%"] == pytest.approx(hand["without1"], rel=1e-6)
-        assert numbers["nme_percentiles"] is None  # 12 points: no known eyes
+        # 12 points, no layout file: no eyes, so NME divides by the true points' bounding box
+        truth, predicted = case["labels"], case["predictions"][number]
+        box = np.sqrt(np.prod(truth.max(axis=1) - truth.min(axis=1), axis=1))
+        hand_nme = np.linalg.norm(predicted - truth, axis=2).mean(axis=1) / box
+        assert list(numbers["nme_percentiles"].values()) == pytest.approx(
+            np.percentile(hand_nme, [50, 90, 99]), rel=1e-4
+        )
     assert summary["test"]["worst_images"][0]["file_name"] == "t0004.jpg"
     assert "blend (equal weights)" in summary["validation"]["runs"]
 

@@ -29,6 +29,7 @@ from ensemble.blend.names import FUSION_METHOD
 from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.formats import gather_points, point_columns, read_test_points
+from ensemble.layout import dataset_layout
 from ensemble.scoring import validation_score
 from ensemble.subsets import validation_subsets
 
@@ -214,7 +215,10 @@ def fit_runs(
     names, predictions, truth = validation.names, validation.predictions, validation.truth
     data = validation.data_dir
     fused = method == FUSION_METHOD
-    fitted = fit_weights(predictions, truth, names, "lsq" if fused else method, per_region, rounds)
+    layout = dataset_layout(data, validation.n_points)  # its own layout.json, when it has one
+    fitted = fit_weights(
+        predictions, truth, names, "lsq" if fused else method, per_region, rounds, layout=layout
+    )
     scores = np.array([validation_score(names, p, truth) for p in predictions])
     blended = blend_points(predictions, fitted.point_weights())
     score = validation_score(names, blended, truth)
@@ -278,9 +282,10 @@ def _blend_test_points(report: FitReport, output: str | Path, decimals: int) -> 
     test_points = read_test_points(test_points_path, n_points=n_points, ragged=True)
     indices = test_points.indices
     value_weights = report.fitted.point_weights()[indices]  # (rows, K, runs)
-    values = [_test_values(run, test_points, test_points_path, n_points) for run in report.runs]
+    loaded = [_test_values(run, test_points, test_points_path, n_points) for run in report.runs]
+    values = [run_values for run_values, _ in loaded]
     if report.fusion is not None:
-        sigma = np.stack([_test_sigma(run, test_points, test_points_path) for run in report.runs])
+        sigma = np.stack([run_sigma for _, run_sigma in loaded])
         value_weights = fused_weights(value_weights, sigma, report.fusion.gamma)
     total = np.zeros((*indices.shape, 2))
     for number, run_values in enumerate(values):
@@ -292,22 +297,13 @@ def _blend_test_points(report: FitReport, output: str | Path, decimals: int) -> 
     return BlendResult(test_points.file_names, columns)
 
 
-def _test_sigma(run: RunFolder, test_points, test_points_path: Path) -> np.ndarray:
-    """A run's test sigma (rows, K) in test_points.csv order; NaN without sigma."""
-    indices = test_points.indices
-    if not run.test_predictions_path.is_file():
-        return np.full(indices.shape, np.nan)
-    predictions = run.test_predictions()
-    if predictions.sigma is None:
-        return np.full(indices.shape, np.nan)
+def _test_values(
+    run: RunFolder, test_points, test_points_path: Path, n_points: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A run's test values (rows, K, 2) and sigmas (rows, K; NaN without) in test_points.csv
+    order, from one read of its test predictions (else its submission, without sigma)."""
     reference, label = test_points.file_names, str(test_points_path)
-    order = align_order(run.test_predictions_path, predictions.file_names, reference, label)
-    return np.take_along_axis(predictions.sigma[order], np.maximum(indices, 0), axis=1)
-
-
-def _test_values(run: RunFolder, test_points, test_points_path: Path, n_points: int) -> np.ndarray:
-    """A run's test values (rows, K, 2) in test_points.csv order."""
-    reference, label = test_points.file_names, str(test_points_path)
+    no_sigma = np.full(test_points.indices.shape, np.nan)
     if run.test_predictions_path.is_file():
         predictions = run.test_predictions()
         if predictions.points.shape[1] != n_points:
@@ -316,7 +312,11 @@ def _test_values(run: RunFolder, test_points, test_points_path: Path, n_points: 
                 f"{predictions.points.shape[1]} points per image, the fit used {n_points}",
             )
         order = align_order(run.test_predictions_path, predictions.file_names, reference, label)
-        return gather_points(predictions.points[order], test_points.indices)
+        values = gather_points(predictions.points[order], test_points.indices)
+        if predictions.sigma is None:
+            return values, no_sigma
+        rows = np.maximum(test_points.indices, 0)  # ragged padding (-1): masked later
+        return values, np.take_along_axis(predictions.sigma[order], rows, axis=1)
     if run.submission_path.is_file():
         columns = read_aligned(run.submission_path, reference, label)
         if columns.shape[0] != 2 * test_points.indices.shape[1]:
@@ -326,7 +326,7 @@ def _test_values(run: RunFolder, test_points, test_points_path: Path, n_points: 
                 f"{test_points.indices.shape[1]}",
                 1,
             )
-        return columns.T.reshape(len(reference), -1, 2)
+        return columns.T.reshape(len(reference), -1, 2), no_sigma
     raise InputError(run.path, "neither test_predictions.npz nor submission.csv to blend")
 
 

@@ -122,14 +122,15 @@ def fit_weights(
     k: int = 30,
     seed: int = 0,
     min_region_values: int = MIN_REGION_VALUES,
+    layout: Layout | None = None,
 ) -> FittedWeights:
     """Fit blend weights on validation predictions (runs, n, N, 2) against truth (n, N, 2).
 
     Minimises the leaderboard-style validation score over non-negative weights summing to one
     (`method='lsq'`) or picks them by Caruana greedy selection (`method='greedy'`). With
-    `per_region`, each region of the layout for N points gets its own weights, fitted on the
-    gathered values that fall in it; a region with fewer than `min_region_values` values
-    keeps the global weights.
+    `per_region`, each region of `layout` (default: the built-in or generic layout for N) gets
+    its own weights, fitted on the gathered values that fall in it; a region with fewer than
+    `min_region_values` values keeps the global weights.
     """
     predictions = np.asarray(predictions)
     n_points = predictions.shape[2]
@@ -138,7 +139,7 @@ def fit_weights(
     global_weights = _solve(quadratic_form(residuals), method, rounds)
     if not per_region:
         return FittedWeights(method, global_weights[None, :], generic_layout(n_points))
-    layout = layout_for(n_points)
+    layout = layout if layout is not None else layout_for(n_points)
     region_of_value = layout.region_ids()[point_of_value]
     rows, fallback = [], []
     for number, region in enumerate(layout.regions):
