@@ -599,7 +599,7 @@ def _parse_index_lists(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    texts = pa.array(lists.to_numpy(dtype=object), type=pa.string())
+    texts = pc.utf8_trim_whitespace(pa.array(lists.to_numpy(dtype=object), type=pa.string()))
     framed = pc.and_(pc.starts_with(texts, "["), pc.ends_with(texts, "]"))
     parts = pc.split_pattern(pc.utf8_trim(texts, "[]"), ",")
     try:
@@ -621,7 +621,7 @@ def _parse_index_lists(
                 raise InputError(
                     path, f"point index {huge[0]} out of range{bound}", row + 2
                 ) from None
-        raise
+        raise InputError(path, "point_index_list values are not lists like [1, 2, 3]") from None
     return flat, pc.list_value_length(parts).to_numpy(zero_copy_only=False)
 
 

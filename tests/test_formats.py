@@ -122,6 +122,12 @@ def test_test_points_bad_input(tmp_path: Path, body: str, line: int, message: st
     assert message in str(caught.value)
 
 
+def test_test_points_lists_with_surrounding_spaces_read(tmp_path: Path) -> None:
+    path = tmp_path / "test_points.csv"
+    path.write_text("file_name\tpoint_index_list\na\t[0, 1] \nb\t [2, 3]\n")
+    np.testing.assert_array_equal(read_test_points(path, n_points=5).indices, [[0, 1], [2, 3]])
+
+
 def test_test_points_wrong_header(tmp_path: Path) -> None:
     path = tmp_path / "tp.csv"
     path.write_text("file_name,point_index_list\na,[1]\n")
