@@ -3,7 +3,7 @@
 A run with `uncertainty = "gaussian" | "laplace"` predicts each point's isotropic scale sigma
 (px): each coordinate's error is N(0, sigma^2) or Laplace(0, sigma). A calibrated model's RMS
 error per coordinate is sigma (Gaussian) or sqrt(2) sigma (Laplace); its central 68% and 95%
-intervals hold 68% and 95% of the coordinates (ensemble.uncertainty computes both).
+intervals hold 68% and 95% of the coordinates (ensemble.competition.uncertainty computes both).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensemble.uncertainty import coverage, nll
+from ensemble.competition.uncertainty import coverage, nll
 
 LEVELS = (0.68, 0.95)
 TOLERANCE = 3.0  # percentage points of coverage either side of nominal: "well calibrated"

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis.plots import DPI
-from ensemble.atomic import atomic_path
+from ensemble.io.atomic import atomic_path
 
 LABEL_COLOUR = "#ff1744"
 RUN_COLOURS = ("#2979ff", "#ffea00", "#00e5ff", "#d500f9", "#ff9100", "#76ff03", "#ffffff")

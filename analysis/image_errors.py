@@ -1,12 +1,12 @@
 """Per-image errors and their tail: per-image MSE and NME, percentiles, worst-k% share, outliers.
 
 A per-image MSE is the mean squared error (px²) over all 2N values of the image whose truth is
-present (NaN truth, a missing label, is left out; an image with no label at all gets NaN and is
-left out of every number). The score of a set of images is the mean of their per-image MSEs:
-the expectation of the leaderboard score (which averages the same per-image MSE over 30 random
-points). Per-image NME is ensemble.metrics' normalisation: mean point distance / inter-ocular
-distance of the layout's eye centres when the layout names its eyes, else / sqrt(w*h) of the
-labelled true points' bounding box.
+present (NaN truth, a missing label, is left out; an image with no label at all gets NaN and is left
+out of every number). The score of a set of images is the mean of their per-image MSEs: the
+expectation of the leaderboard score (which averages the same per-image MSE over 30 random points).
+Per-image NME is ensemble.competition.landmark_metrics' normalisation: mean point distance /
+inter-ocular distance of the layout's eye centres when the layout names its eyes, else / sqrt(w*h)
+of the labelled true points' bounding box.
 
 The worst p% of n images are the ceil(p·n / 100) images (at least one) with the largest MSE;
 their share is their summed MSE over the summed MSE of all images.
@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.leaderboard_fit import robust_z
-from ensemble.metrics import Eyes, normalised_distances
+from ensemble.competition.landmark_metrics import Eyes, normalised_distances
 
 FDR = 0.05  # false discovery rate of the outlier flags (Benjamini-Hochberg)
 MIN_IMAGES = 5  # below this many images a median / MAD scale is not estimable: no outliers

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ensemble.data_folder import DataFolder
+from ensemble.competition.layout import DEFAULT_LAYOUT
 from ensemble.errors import InputError
-from ensemble.formats import read_landmarks_header
-from ensemble.layout import DEFAULT_LAYOUT
+from ensemble.io.data_folder import DataFolder
+from ensemble.io.landmarks import read_landmarks_header
 
 if TYPE_CHECKING:
     from analysis.document import Section
-    from ensemble.runs import RunFolder
+    from ensemble.io.run_folder import RunFolder
 
 DEFAULT_N_POINTS = DEFAULT_LAYOUT.n_points  # where no data says N: the competition's layout
 
@@ -39,7 +39,7 @@ def resolve_inputs(
 ) -> Inputs:
     """Fill in defaults: DATA/test/test_points.csv, N from DATA/train, RUNS/scores.csv."""
     if data is None and runs is not None and runs.is_dir():
-        from ensemble.runs import data_dir_of, find_runs
+        from ensemble.io.run_folder import data_dir_of, find_runs
 
         try:
             data = data_dir_of(find_runs(runs))
@@ -69,7 +69,8 @@ def runs_and_data(
 ) -> tuple[list[RunFolder], Path] | None:
     """The run folders under `runs_dir` and the data folder with their labels (`data_dir`, else
     the runs' config.toml); None, with `section.missing` saying what is absent, without them."""
-    from ensemble.runs import NO_DATA, data_dir_of, find_runs
+    from ensemble.io.aligned_predictions import NO_DATA
+    from ensemble.io.run_folder import data_dir_of, find_runs
 
     if runs_dir is None:
         section.missing = NO_RUNS

@@ -1,8 +1,8 @@
 """Which landmarks and regions carry the error: per-point MSE on the validation K-subsets.
 
-Every number here uses `ensemble.subsets.validation_subsets`, so a run's score equals
-`ensemble.scoring.validation_score`. The per-point MSE of landmark j is the mean over images
-whose subset contains j of the squared error (x and y averaged); the dense version averages
+Every number here uses `ensemble.competition.subsets.validation_subsets`, so a run's score equals
+`ensemble.competition.metric.validation_score`. The per-point MSE of landmark j is the mean over
+images whose subset contains j of the squared error (x and y averaged); the dense version averages
 over every image and every landmark (same expectation, less noise).
 
 Missing labels (NaN truth, as in Kaggle Facial Keypoints) are left out of every number: an
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensemble.formats import gather_points
-from ensemble.layout import Layout
-from ensemble.scoring import public_mask
-from ensemble.subsets import validation_subsets
+from ensemble.competition.layout import Layout
+from ensemble.competition.metric import public_mask
+from ensemble.competition.subsets import validation_subsets
+from ensemble.io.submission import gather_points
 
 _CHUNK = 2048
 

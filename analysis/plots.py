@@ -16,8 +16,8 @@ from analysis.document import fmt_line
 from analysis.leaderboard_fit import ShakeUp, TargetFit
 from analysis.per_point import PointAnalysis, region_errors
 from analysis.uniformity import Uniformity
-from ensemble.atomic import atomic_path
-from ensemble.layout import Layout
+from ensemble.competition.layout import Layout
+from ensemble.io.atomic import atomic_path
 
 DPI = 110
 _SHADE = "#eef1f6"

@@ -13,7 +13,7 @@ import numpy as np
 
 from analysis.document import Figure, Paragraph, Section, Table
 from ensemble import __version__
-from ensemble.atomic import atomic_open
+from ensemble.io.atomic import atomic_open
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;

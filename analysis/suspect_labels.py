@@ -46,9 +46,9 @@ import numpy as np
 
 from analysis.image_errors import FDR, LOG_FLOOR, MIN_IMAGES, significant, z_needed
 from analysis.leaderboard_fit import robust_z
-from ensemble.atomic import atomic_open
 from ensemble.errors import InputError
-from ensemble.formats import FILE_COLUMN
+from ensemble.io.atomic import atomic_open
+from ensemble.io.checks import FILE_COLUMN
 
 MAX_FIT = 2000  # images the Theil-Sen line is fitted on (its cost grows with their square)
 CSV_COLUMNS = ("file_name", "label_error", "spread", "score", "suspect")

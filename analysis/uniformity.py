@@ -16,7 +16,7 @@ from statistics import NormalDist
 import numpy as np
 
 from analysis.chi2 import chi2_sf
-from ensemble.layout import Layout
+from ensemble.competition.layout import Layout
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from analysis.uniformity import uniformity
-from ensemble.formats import read_test_points, write_test_points
-from ensemble.layout import FACE_971
-from ensemble.subsets import draw_point_subsets
+from ensemble.competition.layout import FACE_971
+from ensemble.competition.subsets import draw_point_subsets
+from ensemble.io.test_points import read_test_points, write_test_points
 
 
 def _median_seconds(function, repeats: int) -> tuple[float, object]:

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ensemble.blend import blend_submissions
-from ensemble.blend.io import SubmissionSet, write_values
-from ensemble.formats import point_columns
+from ensemble.io.checks import point_columns
+from ensemble.io.submission_set import SubmissionSet, write_values
 
 K = 30
 

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from ensemble.formats import read_landmarks
+from ensemble.io.landmarks import read_landmarks
 from models.augment import BatchPipeline
 from models.cache import build_cache
 from models.config import AugmentConfig
@@ -100,7 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
-            from ensemble.demo import make_demo
+            from ensemble.synthetic.demo import make_demo
 
             data = Path(tmp) / "demo"
             make_demo(data, progress=False)

@@ -19,7 +19,7 @@ from ensemble.fkd.exporter import export_fkd
 from ensemble.fkd.importer import import_fkd
 from ensemble.fkd.layout import ALWAYS_LABELLED, KEYPOINTS, coordinate_columns
 from ensemble.fkd.tables import write_submission_missing
-from ensemble.formats import read_test_points
+from ensemble.io.test_points import read_test_points
 
 GREY = np.array([str(v) for v in range(256)], dtype=object)
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.formats import read_landmarks, read_test_points, write_landmarks, write_test_points
-from ensemble.subsets import draw_point_subsets
+from ensemble.competition.subsets import draw_point_subsets
+from ensemble.io.landmarks import read_landmarks, write_landmarks
+from ensemble.io.test_points import read_test_points, write_test_points
 
 
 def _median_seconds(function, repeats: int) -> float:
@@ -52,9 +53,9 @@ def main() -> None:
         write_landmarks(landmarks, [f"{i:08d}.jpg" for i in range(rows)], points, integer=True)
         del points
         seconds = _median_seconds(lambda: read_landmarks(landmarks), 1)
-        imports_mb = _child_peak_mb("import ensemble.formats")
+        imports_mb = _child_peak_mb("import ensemble.io.landmarks")
         peak_mb = _child_peak_mb(
-            f"from ensemble.formats import read_landmarks; read_landmarks({str(landmarks)!r})"
+            f"from ensemble.io.landmarks import read_landmarks; read_landmarks({str(landmarks)!r})"
         )
         data_mb = rows * 971 * 2 * 4 / 2**20
         print(

@@ -32,8 +32,10 @@ def make_score_data(folder: Path, rows: int, seed: int = 0) -> tuple[Path, np.nd
 
     `truth` is the submission's true values (rows, K, 2), for checking the scores.
     """
-    from ensemble.formats import point_columns, write_submission, write_test_points
-    from ensemble.subsets import draw_point_subsets
+    from ensemble.competition.subsets import draw_point_subsets
+    from ensemble.io.checks import point_columns
+    from ensemble.io.submission import write_submission
+    from ensemble.io.test_points import write_test_points
 
     rng = np.random.default_rng(seed)
     test = folder / "test"
@@ -59,8 +61,9 @@ def make_score_data(folder: Path, rows: int, seed: int = 0) -> tuple[Path, np.nd
 
 def expected_scores(submission: Path, truth: np.ndarray, folder: Path) -> tuple[float, float]:
     """Public and private MSE by plain numpy on the written submission (the reference)."""
-    from ensemble.formats import read_submission, read_test_points
-    from ensemble.scoring import public_mask
+    from ensemble.competition.metric import public_mask
+    from ensemble.io.submission import read_submission
+    from ensemble.io.test_points import read_test_points
 
     values = read_submission(submission).values
     per_row = ((values - truth) ** 2).reshape(len(truth), -1).mean(axis=1)

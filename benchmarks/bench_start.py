@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.formats import write_test_points
-from ensemble.subsets import draw_point_subsets
+from ensemble.competition.subsets import draw_point_subsets
+from ensemble.io.test_points import write_test_points
 
 ENS = str(Path(sys.executable).with_name("ens"))
 PANDAS_BLEND = """

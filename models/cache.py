@@ -31,9 +31,10 @@ from joblib import Parallel, delayed
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from ensemble.data_folder import LANDMARKS, TEST_POINTS, DataFolder
 from ensemble.errors import InputError
-from ensemble.formats import read_landmarks, read_test_points
+from ensemble.io.data_folder import LANDMARKS, TEST_POINTS, DataFolder
+from ensemble.io.landmarks import read_landmarks
+from ensemble.io.test_points import read_test_points
 from models.geometry import letterbox_geometry
 
 CACHE_VERSION = 3

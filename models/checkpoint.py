@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ensemble.atomic import atomic_path
 from ensemble.errors import InputError
+from ensemble.io.atomic import atomic_path
 
 
 def rng_state() -> dict:

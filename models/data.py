@@ -13,12 +13,12 @@ from queue import Queue
 import numpy as np
 import torch
 
-from ensemble.baseline import mean_shape, mean_shape_points
-from ensemble.data_folder import DataFolder
+from ensemble.competition.baseline import mean_shape, mean_shape_points
+from ensemble.competition.layout import Layout, dataset_layout
+from ensemble.competition.metric import validation_score
 from ensemble.errors import InputError
-from ensemble.formats import read_landmarks
-from ensemble.layout import Layout, dataset_layout
-from ensemble.scoring import validation_score
+from ensemble.io.data_folder import DataFolder
+from ensemble.io.landmarks import read_landmarks
 from models.cache import CachedSplit, build_cache
 from models.distributed import shard, world_size
 from models.geometry import denormalise, from_crop, normalise, to_crop
@@ -88,7 +88,9 @@ class RunData:
     val_mask: np.ndarray
     fold_ids: np.ndarray | None = None  # with `folds = K`: each image's fold, 0..K-1
     excluded: np.ndarray | None = None  # bool per image: out of training and validation
-    layout: Layout | None = None  # the dataset's layout (ensemble.layout.dataset_layout)
+    layout: Layout | None = (
+        None  # the dataset's layout (ensemble.competition.layout.dataset_layout)
+    )
 
     @property
     def folds(self) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ensemble.errors import InputError
-from ensemble.formats import row_index
+from ensemble.io.checks import row_index
 
 
 def read_exclude_list(path: str | Path, file_names: np.ndarray) -> np.ndarray:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ensemble.competition.metric import validation_score
+from ensemble.competition.uncertainty import coverage, nll
 from ensemble.errors import InputError
-from ensemble.formats import row_index
-from ensemble.predictions import Predictions, load_predictions, save_predictions
-from ensemble.runs import RunFolder
-from ensemble.scoring import validation_score
-from ensemble.uncertainty import coverage, nll
+from ensemble.io.checks import row_index
+from ensemble.io.predictions import Predictions, load_predictions, save_predictions
+from ensemble.io.run_folder import RunFolder
 from models.config import RunConfig, to_toml
 from models.data import RunData
 from models.predict import write_run_submission

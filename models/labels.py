@@ -1,9 +1,9 @@
 """Missing landmark labels (NaN, Kaggle Facial Keypoints): the checks that make them trainable.
 
-A NaN in the training landmarks means "not labelled". Training rows and points without any
-label are errors (they would silently turn into NaN means and scores); everything else leaves
-the missing values out: the mean shape (`ensemble.baseline.mean_shape`) is a nanmean, the loss
-and the validation metrics (`models.val_metrics`) average over present values only.
+A NaN in the training landmarks means "not labelled". Training rows and points without any label are
+errors (they would silently turn into NaN means and scores); everything else leaves the missing
+values out: the mean shape (`ensemble.competition.baseline.mean_shape`) is a nanmean, the loss and
+the validation metrics (`models.val_metrics`) average over present values only.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.baseline import unlabelled_points
+from ensemble.competition.baseline import unlabelled_points
 from ensemble.errors import InputError
 
 

@@ -17,10 +17,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ensemble.atomic import atomic_open
+from ensemble.competition.subsets import validation_subsets
 from ensemble.errors import InputError
-from ensemble.runs import RunFolder
-from ensemble.subsets import validation_subsets
+from ensemble.io.atomic import atomic_open
+from ensemble.io.run_folder import RunFolder
 from models import distributed
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint

@@ -11,13 +11,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ensemble.data_folder import DataFolder
-from ensemble.formats import gather_points, read_test_points, write_submission
-from ensemble.predictions import save_predictions
-from ensemble.runs import RunFolder
-from ensemble.scoring import points_score
-from ensemble.subsets import validation_subsets
-from ensemble.uncertainty import coverage, fit_temperature, nll
+from ensemble.competition.metric import points_score
+from ensemble.competition.subsets import validation_subsets
+from ensemble.competition.uncertainty import coverage, fit_temperature, nll
+from ensemble.io.data_folder import DataFolder
+from ensemble.io.predictions import save_predictions
+from ensemble.io.run_folder import RunFolder
+from ensemble.io.submission import gather_points, write_submission
+from ensemble.io.test_points import read_test_points
 from models.augment import BatchPipeline, unflip_points
 from models.data import RunData, iterate_batches, mean_shape_for_bad_images
 from models.heads import split_outputs
@@ -49,7 +50,7 @@ class SplitPredictions:
     rows: np.ndarray
     normalised: np.ndarray  # (n, N, 2) normalised to the crop
     points: np.ndarray  # (n, N, 2) original pixels
-    tta_spread: np.ndarray | None  # (n,) px^2 with flip TTA, see ensemble/predictions.py
+    tta_spread: np.ndarray | None  # (n,) px^2 with flip TTA, see ensemble/io/predictions.py
     sigma: np.ndarray | None = None  # (n, N) original pixels, with an uncertainty head
 
     def calibrated(self, temperature: float) -> np.ndarray | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ensemble.errors import InputError
-from ensemble.runs import BEST_CHECKPOINT, RunFolder
+from ensemble.io.run_folder import BEST_CHECKPOINT, RunFolder
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint
 from models.config import RunConfig, run_from_dict

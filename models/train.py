@@ -12,9 +12,9 @@ import numpy as np
 import torch
 import torchvision
 
+from ensemble.competition.layout import Layout, layout_for
 from ensemble.errors import InputError
-from ensemble.layout import Layout, layout_for
-from ensemble.runs import RunFolder
+from ensemble.io.run_folder import RunFolder
 from models import distributed
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint
@@ -87,7 +87,8 @@ def exclusion_summary(config: RunConfig, data: RunData) -> dict:
 def run_flip_permutation(mean_targets: np.ndarray, layout: Layout | None = None) -> np.ndarray:
     """The layout's flip permutation (`Layout.flip_permutation`) for the mean training shape.
 
-    `layout` defaults to the built-in or generic layout for N (`ensemble.layout.layout_for`).
+    `layout` defaults to the built-in or generic layout for N
+    (`ensemble.competition.layout.layout_for`).
     """
     layout = layout if layout is not None else layout_for(len(mean_targets))
     return layout.flip_permutation(mean_targets)

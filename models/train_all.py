@@ -13,7 +13,7 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from ensemble.errors import InputError, TrainingError
-from ensemble.runs import RunFolder
+from ensemble.io.run_folder import RunFolder
 from models import distributed
 from models.config import RunConfig, load_config, run_from_dict
 from models.data import RunData

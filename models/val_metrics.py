@@ -2,15 +2,15 @@
 
 NaN in the truth means "not labelled" and is left out, never zeroed; with every label present
 each metric equals its unmasked counterpart exactly. NME and PCK normalise by the layout's eyes,
-or by the face's bounding box when it names none (`ensemble.metrics`).
+or by the face's bounding box when it names none (`ensemble.competition.landmark_metrics`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ensemble.layout import Layout
-from ensemble.metrics import metric_report
+from ensemble.competition.landmark_metrics import metric_report
+from ensemble.competition.layout import Layout
 
 PCK_ALPHA = 0.1  # PCK threshold: a point is correct within 0.1 x the normalising size
 # val_nme_norm: what NME and PCK divide by, "inter-ocular" (the layout's eyes) or "bbox"
@@ -29,7 +29,8 @@ def validation_metrics(
     """Masked RMSE, MAE (pixels), NME and PCK@PCK_ALPHA, and which normalisation they used.
 
     NME and PCK normalise by the layout's eyes, or by the face's bounding box when it has none
-    (`ensemble.metrics`); `layout` defaults to the built-in or generic layout for N.
+    (`ensemble.competition.landmark_metrics`); `layout` defaults to the built-in or generic layout
+    for N.
     """
     report = metric_report(predicted, truth, alpha=PCK_ALPHA, layout=layout)
     return {

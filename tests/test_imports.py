@@ -48,7 +48,7 @@ def test_ens_help_imports_no_numeric_library() -> None:
 
 
 def test_the_light_demo_defaults_match_the_layout() -> None:
-    from ensemble.demo_defaults import N_POINTS
-    from ensemble.layout import FACE_971
+    from ensemble.competition.layout import FACE_971
+    from ensemble.synthetic.demo_defaults import N_POINTS
 
     assert FACE_971.n_points == N_POINTS

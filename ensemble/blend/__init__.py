@@ -1,8 +1,8 @@
-"""Blending submissions: score-based weights, fitted weights, combiners, fast aligned I/O.
+"""Blending submissions: score-based weights, fitted weights, combiners, inverse-variance fusion.
 
 The public API lives in `ensemble.blend.api` and is re-exported here, imported on first use:
-the readers (`ensemble.blend.io`, `ensemble.blend.native`) are needed by every command that
-reads a submission, and should not pull in the fitting code with them.
+`ens --help` loads `ensemble.blend.names` (the option lists), which should not pull in numpy and
+the fitting code. The submission files themselves are read and written by `ensemble.io`.
 """
 
 from __future__ import annotations

@@ -20,22 +20,24 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ensemble.atomic import atomic_open, check_output
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
 from ensemble.blend.fit import FittedWeights, blend_points, fit_weights
 from ensemble.blend.fusion import FusionFit, fit_gamma, fused_weights
-from ensemble.blend.io import SubmissionSet, align_order, read_aligned, write_values
 from ensemble.blend.names import FUSION_METHOD
-from ensemble.data_folder import DataFolder
+from ensemble.competition.layout import dataset_layout
+from ensemble.competition.metric import validation_score
+from ensemble.competition.subsets import validation_subsets
 from ensemble.errors import InputError
-from ensemble.formats import gather_points, point_columns, read_test_points
-from ensemble.layout import dataset_layout
-from ensemble.scoring import validation_score
-from ensemble.subsets import validation_subsets
+from ensemble.io.atomic import atomic_open, check_output
+from ensemble.io.checks import point_columns
+from ensemble.io.data_folder import DataFolder
+from ensemble.io.submission import gather_points
+from ensemble.io.submission_set import SubmissionSet, align_order, read_aligned, write_values
+from ensemble.io.test_points import read_test_points
 
 if TYPE_CHECKING:
     from ensemble.blend.weights import WeightTable, weights_from_scores
-    from ensemble.runs import RunFolder
+    from ensemble.io.run_folder import RunFolder
 
 # Imported where used: the weights from scores.csv (pandas) and the run folders (npz loading)
 # are not needed by a plain `ens blend a.csv b.csv`, which should start fast.
@@ -62,7 +64,7 @@ class BlendResult:
 
     @property
     def values(self) -> np.ndarray:
-        """Values as (rows, K, 2), like `ensemble.formats.Submission.values` (a view)."""
+        """Values as (rows, K, 2), like `ensemble.io.submission.Submission.values` (a view)."""
         return self.columns.T.reshape(self.columns.shape[1], -1, 2)
 
 
@@ -208,7 +210,8 @@ def fit_runs(
     "uncertainty" fits lsq weights, then the inverse-variance fusion of the runs with sigma
     (`ensemble.blend.fusion`) on the same validation images.
     """
-    from ensemble.runs import find_runs, load_validation
+    from ensemble.io.aligned_predictions import load_validation
+    from ensemble.io.run_folder import find_runs
 
     runs = find_runs(runs_dir)
     validation = load_validation(runs, data_dir)

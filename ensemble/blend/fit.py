@@ -1,10 +1,10 @@
 """Blend weights fitted on validation predictions: constrained least squares and greedy selection.
 
-The objective is the leaderboard-style validation score (`ensemble.scoring.validation_score`):
-on the fixed K-subsets of every validation image, the mean squared error of the blend. With
-E the (values, runs) matrix of gathered residuals (prediction - truth), the score of weights
-w is |E w|^2 / values = w^T Q w with Q = E^T E / values, a small runs x runs matrix, so every
-fit works on Q alone.
+The objective is the leaderboard-style validation score
+(`ensemble.competition.metric.validation_score`): on the fixed K-subsets of every validation image,
+the mean squared error of the blend. With E the (values, runs) matrix of gathered residuals
+(prediction - truth), the score of weights w is |E w|^2 / values = w^T Q w with Q = E^T E / values,
+a small runs x runs matrix, so every fit works on Q alone.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensemble.blend.names import FIT_METHODS
-from ensemble.formats import gather_points
-from ensemble.layout import Layout, generic_layout, layout_for
-from ensemble.subsets import validation_subsets
+from ensemble.competition.layout import Layout, generic_layout, layout_for
+from ensemble.competition.subsets import validation_subsets
+from ensemble.io.submission import gather_points
 
 MIN_REGION_VALUES = 200  # regions with fewer gathered values fall back to the global weights
 

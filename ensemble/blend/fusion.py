@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensemble.scoring import leaderboard_mse
+from ensemble.competition.metric import leaderboard_mse
 
 GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.data_folder import DataFolder
-from ensemble.runs import RunFolder, data_dir_of, load_validation
-from ensemble.scoring import validation_score
+from ensemble.competition.metric import validation_score
+from ensemble.io.aligned_predictions import load_validation
+from ensemble.io.data_folder import DataFolder
+from ensemble.io.run_folder import RunFolder, data_dir_of
 
 
 @dataclass(frozen=True)

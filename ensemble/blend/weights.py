@@ -11,7 +11,7 @@ import pandas as pd
 
 from ensemble.blend.names import SCHEMES, SCORE_COLUMNS
 from ensemble.errors import InputError
-from ensemble.scores_table import read_scores
+from ensemble.io.scores_table import read_scores
 
 
 def scheme_weights(

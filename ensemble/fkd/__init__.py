@@ -1,1 +1,4 @@
-"""Kaggle Facial Keypoints Detection: 15-point layout, import, export and synthetic files."""
+"""Kaggle Facial Keypoints Detection: the 15-point layout, import and export.
+
+Its synthetic files (`ens make-demo --format fkd`) are written by `ensemble.synthetic.fkd`.
+"""

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.atomic import atomic_open, check_output
 from ensemble.errors import InputError
 from ensemble.fkd.kaggle_files import read_lookup, requested_points, test_file_name
 from ensemble.fkd.layout import IMAGE_SIZE
-from ensemble.formats import format_values, read_submission, row_index
+from ensemble.io.atomic import atomic_open, check_output
+from ensemble.io.checks import row_index
+from ensemble.io.submission import format_values, read_submission
 
 
 def export_fkd(

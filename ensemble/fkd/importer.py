@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ensemble.data_folder import DataFolder
 from ensemble.errors import InputError
 from ensemble.fkd.kaggle_files import (
     Lookup,
@@ -25,7 +24,8 @@ from ensemble.fkd.kaggle_files import (
 )
 from ensemble.fkd.layout import IMAGE_SIZE, KEYPOINTS, N_KEYPOINTS
 from ensemble.fkd.tables import write_landmarks_missing
-from ensemble.formats import write_test_points
+from ensemble.io.data_folder import DataFolder
+from ensemble.io.test_points import write_test_points
 
 FORMAT_NAME = "kaggle-facial-keypoints"
 

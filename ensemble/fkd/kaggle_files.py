@@ -12,7 +12,7 @@ import pandas as pd
 from ensemble.errors import InputError
 from ensemble.fkd.layout import IMAGE_SIZE, KEYPOINTS, N_KEYPOINTS, coordinate_columns
 from ensemble.fkd.pixels import parse_pixels
-from ensemble.formats import parser_error, read_first_line
+from ensemble.io.checks import parser_error, read_first_line
 
 TRAIN_HEADER = [*coordinate_columns(), "Image"]
 TEST_HEADER = ["ImageId", "Image"]

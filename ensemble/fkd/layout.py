@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ensemble.layout import Layout, Region, flip_mismatches, flip_permutation
+from ensemble.competition.layout import Layout, Region, flip_mismatches, flip_permutation
 
 IMAGE_SIZE = 96
 N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -80,8 +80,9 @@ def twin_permutation() -> np.ndarray:
 def fkd_flip_permutation(mean_shape: np.ndarray) -> np.ndarray:
     """Derive the horizontal-flip permutation from a (15, 2) mean shape and check it.
 
-    Uses `ensemble.layout.flip_permutation` (mirror and optimal assignment); raises ValueError
-    unless the result swaps every left_*/right_* pair and keeps the centre line in place.
+    Uses `ensemble.competition.layout.flip_permutation` (mirror and optimal assignment); raises
+    ValueError unless the result swaps every left_*/right_* pair and keeps the centre line in
+    place.
     """
     perm = flip_permutation(mean_shape)
     problems = flip_mismatches(perm, FKD_LAYOUT, FKD_TWINS)

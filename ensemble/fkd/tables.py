@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ensemble.atomic import atomic_open
-from ensemble.formats import FILE_COLUMN, format_values, point_columns
+from ensemble.io.atomic import atomic_open
+from ensemble.io.checks import FILE_COLUMN, point_columns
+from ensemble.io.submission import format_values
 
 
 def _write(
@@ -32,7 +33,7 @@ def write_landmarks_missing(
 ) -> None:
     """Write a landmarks TSV atomically; NaN becomes an empty cell.
 
-    Read it back with `ensemble.formats.read_landmarks(path, allow_missing=True)`.
+    Read it back with `ensemble.io.landmarks.read_landmarks(path, allow_missing=True)`.
     """
     _write(path, "\t", file_names, points, "%.10g")
 
@@ -43,6 +44,6 @@ def write_submission_missing(
     """Write a submission CSV atomically, rounded half-to-even; NaN becomes an empty cell.
 
     For ragged test_points (Kaggle Facial Keypoints); read it back with
-    `ensemble.formats.read_submission(path, allow_missing=True)`.
+    `ensemble.io.submission.read_submission(path, allow_missing=True)`.
     """
     _write(path, ",", file_names, format_values(values, decimals), f"%.{decimals}f")

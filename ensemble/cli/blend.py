@@ -1,0 +1,273 @@
+"""`ens blend`: score-weighted or fitted blends of submissions."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from ensemble.blend.names import COMBINERS, FIT_METHODS, FUSION_METHOD, SCHEMES, SCORE_COLUMNS
+from ensemble.cli.options import data_option, output_option
+from ensemble.io.atomic import check_output
+
+
+class FiniteRange(click.FloatRange):
+    """A click.FloatRange that also refuses nan and infinities (FloatRange lets nan through)."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(
+                f"{number} is not a finite number in the range {self._describe_range()}.",
+                param,
+                ctx,
+            )
+        return number
+
+
+@click.command("blend")
+@click.argument("submissions", nargs=-1, type=click.Path(path_type=Path))
+@output_option("Blend to write.", kind="any")
+@click.option(
+    "--weights",
+    "scores_path",
+    type=click.Path(path_type=Path),
+    help="scores.csv listing submissions (paths relative to it) and their scores.",
+)
+@click.option(
+    "--scheme",
+    type=click.Choice(SCHEMES),
+    help="Weighting: default inverse with --weights, equal without.",
+)
+@click.option(
+    "--by", help=f"Score column of scores.csv (default: {', else '.join(SCORE_COLUMNS)})."
+)
+@click.option("--higher-is-better", is_flag=True, help="Larger scores are better.")
+@click.option(
+    "--power",
+    type=FiniteRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="inverse: w ~ score^-p.",
+)
+@click.option(
+    "--temperature",
+    type=FiniteRange(min=0, min_open=True),
+    help="softmax: w ~ exp(-score/T) (default: std).",
+)
+@click.option("--top", type=click.IntRange(min=1), help="Keep only the K best-scored.")
+@click.option(
+    "--combine",
+    type=click.Choice(COMBINERS),
+    default="mean",
+    show_default=True,
+    help="Weighted mean, or per-value median / trimmed mean of the weighted-in submissions.",
+)
+@click.option(
+    "--trim",
+    type=FiniteRange(0, 0.5, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="trimmed: fraction cut per tail.",
+)
+@click.option(
+    "--fit",
+    "runs_dir",
+    type=click.Path(path_type=Path),
+    help="Fit weights on the validation predictions of the run folders in RUNS.",
+)
+@data_option("Data folder for --fit.", dest="data")
+@click.option(
+    "--method",
+    type=click.Choice([*FIT_METHODS, FUSION_METHOD]),
+    default="lsq",
+    show_default=True,
+    help="--fit: constrained least squares, Caruana greedy selection, or uncertainty: the lsq "
+    "weights, then per image and landmark w_r / sigma_r^(2 gamma) for runs trained with "
+    "`uncertainty` (gamma chosen on validation, never worse than lsq there).",
+)
+@click.option("--per-region", is_flag=True, help="--fit: one weight vector per face region.")
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="--method greedy: bag size.",
+)
+@click.option(
+    "--decimals",
+    type=click.IntRange(0, 10),
+    default=4,
+    show_default=True,
+    help="Decimals (round half-even).",
+)
+def blend(
+    submissions: tuple[Path, ...],
+    output: Path,
+    scores_path: Path | None,
+    scheme: str | None,
+    by: str | None,
+    higher_is_better: bool,
+    power: float,
+    temperature: float | None,
+    top: int | None,
+    combine: str,
+    trim: float,
+    runs_dir: Path | None,
+    data: Path | None,
+    method: str,
+    per_region: bool,
+    rounds: int,
+    decimals: int,
+) -> None:
+    """Blend submissions into OUT.csv: score-weighted, or with weights fitted on validation.
+
+    \b
+    ens blend --weights RUNS/scores.csv -o blend.csv            # inverse-score weights
+    ens blend a.csv b.csv --weights scores.csv --scheme rank --top 2 -o blend.csv
+    ens blend a.csv b.csv c.csv --combine median -o blend.csv   # no scores needed
+    ens blend --fit RUNS -o blend.csv                           # fitted on validation
+    ens blend --fit RUNS --per-region -o blend.csv              # one weight set per region
+
+    All inputs must share header and file names (rows are aligned by file name). The output
+    is written atomically, never over an input, rounded half-to-even. --fit also writes
+    OUT.weights.json with the weights and the validation scores.
+    """
+    if runs_dir is not None:
+        if submissions or scores_path is not None:
+            raise click.UsageError("--fit takes no SUBMISSIONS and no --weights")
+        if combine != "mean":
+            raise click.UsageError("fitted weights blend with the weighted mean only")
+        _check_fit_outputs(output, runs_dir, data)
+        _fitted(runs_dir, data, method, per_region, rounds, output, decimals)
+        return
+    check_output(output, [*submissions, *([scores_path] if scores_path else [])])
+    if scores_path is None:
+        if (scheme or "equal") != "equal" or top is not None:
+            raise click.UsageError("score-based weights need --weights scores.csv")
+        if not submissions:
+            raise click.UsageError("give SUBMISSIONS, --weights scores.csv or --fit RUNS")
+        _plain(submissions, output, combine, trim, decimals)
+        return
+    _scored(
+        scores_path,
+        submissions,
+        output,
+        dict(
+            scheme=scheme or "inverse",
+            by=by,
+            power=power,
+            temperature=temperature,
+            top=top,
+            higher_is_better=higher_is_better,
+            combine=combine,
+            trim=trim,
+            decimals=decimals,
+        ),
+    )
+
+
+def _plain(submissions, output: Path, combine: str, trim: float, decimals: int) -> None:
+    from ensemble.blend import blend_submissions
+
+    result = blend_submissions(submissions, None, output, combine, trim, decimals)
+    click.echo(f"{'submission':<40} {'weight':>8}")
+    for path in submissions:
+        click.echo(f"{str(path):<40} {1 / len(submissions):>8.4f}")
+    click.echo(f"wrote {output} ({len(result.file_names)} rows, {combine} of {len(submissions)})")
+
+
+def _scored(scores_path: Path, submissions, output: Path, options: dict) -> None:
+    from ensemble.blend import blend_from_scores
+
+    table, result = blend_from_scores(scores_path, output, submissions or None, **options)
+    column = table.score_column or "score"
+    click.echo(f"{'submission':<32} {column:>12} {'weight':>8}")
+    for name, score, weight in zip(table.names, table.scores, table.weights, strict=True):
+        shown = "" if score != score else f"{score:.6g}"
+        click.echo(f"{name:<32} {shown:>12} {weight:>8.4f}")
+    used = int((table.weights > 0).sum())
+    how = f"{options['scheme']} weights" + (f", top {options['top']}" if options["top"] else "")
+    if options["combine"] != "mean":
+        how = f"{options['combine']} of the weighted-in submissions (weights only select)"
+    click.echo(f"wrote {output} ({len(result.file_names)} rows, {used} submissions, {how})")
+    if options["combine"] == "mean":
+        _check_on_validation(table, output)
+
+
+def _check_on_validation(table, output: Path) -> None:
+    """Say how the blend scores on the runs' validation predictions, and warn when it loses."""
+    from ensemble.blend.validation_check import validation_check
+    from ensemble.errors import InputError
+
+    try:
+        check = validation_check(table.paths, table.weights)
+    except InputError as error:
+        click.echo(f"note: not checked on validation ({error})", err=True)
+        return
+    if check is None:
+        return
+    where = f"on validation ({check.n_images} images)"
+    best = f"best single run {check.best_run} {check.best_score:.6g}"
+    if not check.worse:
+        gain = 100 * (check.best_score - check.blend_score) / check.best_score
+        click.echo(f"{where}: blend {check.blend_score:.6g}, {best} ({gain:.2f}% below it)")
+        return
+    loss = 100 * (check.blend_score - check.best_score) / check.best_score
+    click.echo(
+        f"warning: {where} this blend scores {check.blend_score:.6g}, {loss:.2f}% worse than its "
+        f"{best}. Fit the weights on validation instead: ens blend --fit {check.runs_dir} "
+        f"-o {output.with_name('fitted.csv')} (or keep the best run alone: --top 1)",
+        err=True,
+    )
+
+
+def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: int) -> None:
+    from ensemble.blend import blend_runs, fit_runs, weights_path_for
+
+    report = fit_runs(runs_dir, data, method, per_region, rounds)
+    names = [run.name for run in report.runs]
+    weights = report.fitted.weights
+    click.echo(f"fitted on {report.n_images} validation images ({method}):")
+    click.echo(f"{'run':<32} {'val score':>12} {'weight':>8}")
+    mean_weights = weights.mean(axis=0) if report.fitted.per_region else weights[0]
+    for name, score, weight in zip(names, report.val_scores, mean_weights, strict=True):
+        click.echo(f"{name:<32} {score:>12.6g} {weight:>8.4f}")
+    best = float(report.val_scores.min())
+    gain = 100 * (best - report.blend_score) / best if best > 0 else 0.0
+    if report.fusion is not None:
+        lsq_gain = 100 * (best - report.fitted_score) / best if best > 0 else 0.0
+        below = f"({lsq_gain:.2f}% below the best single run)"
+        click.echo(f"{'lsq blend':<32} {report.fitted_score:>12.6g}   {below}")
+        label = f"fused (gamma {report.fusion.gamma:g})"
+    else:
+        label = "blend"
+    click.echo(f"{label:<32} {report.blend_score:>12.6g}   ({gain:.2f}% below the best single run)")
+    if report.fusion is not None:
+        without = [n for n in names if n not in report.sigma_runs]
+        note = f"; without sigma (fitted weight kept): {', '.join(without)}" if without else ""
+        click.echo(f"sigma from {', '.join(report.sigma_runs)}{note}")
+    if report.fitted.per_region:
+        click.echo("per-region weights (weight column above: their mean):")
+        click.echo(f"{'region':<26} " + " ".join(f"{n[:10]:>10}" for n in names))
+        for region, row in zip(report.fitted.layout.regions, weights, strict=True):
+            fallback = " (global)" if region.name in report.fitted.fallback else ""
+            values = " ".join(f"{w:>10.4f}" for w in row)
+            click.echo(f"{region.name[:26]:<26} {values}{fallback}")
+    result = blend_runs(report, output, decimals)
+    click.echo(f"wrote {output} ({len(result.file_names)} rows) and {weights_path_for(output)}")
+
+
+def _check_fit_outputs(output: Path, runs_dir: Path, data: Path | None) -> None:
+    """Refuse OUT.csv and OUT.weights.json inside a run folder or the data folder --fit reads."""
+    from ensemble.blend import weights_path_for
+    from ensemble.io.run_folder import data_dir_of, find_runs
+
+    runs = find_runs(runs_dir)
+    data = data if data is not None else data_dir_of(runs)
+    read_dirs = [run.path for run in runs] + ([data] if data is not None else [])
+    for path in (output, weights_path_for(output)):
+        check_output(path, read_dirs=read_dirs)

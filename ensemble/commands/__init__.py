@@ -1,1 +1,0 @@
-"""Click commands of the `ens` CLI, one module each."""

@@ -1,0 +1,1 @@
+"""The competition: metric, simulated leaderboard, point subsets, layouts, baseline, metrics."""

@@ -1,0 +1,115 @@
+"""The runs' predictions aligned on their common images, with those images' labels.
+
+`load_validation` reads the validation predictions of run folders and their train labels (what
+fitted blends and the analysis of runs start from); `align` and `labels_for` do the same for any
+predictions and labels file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ensemble.errors import InputError
+from ensemble.io.checks import row_index
+from ensemble.io.data_folder import DataFolder
+from ensemble.io.landmarks import Landmarks, read_landmarks
+from ensemble.io.predictions import Predictions, load_predictions
+from ensemble.io.run_folder import RunFolder, data_dir_of
+
+
+def truth_for(data_dir: str | Path, file_names: np.ndarray) -> np.ndarray:
+    """True train landmarks (n, N, 2) for `file_names`, in that order, from DATA/train."""
+    return labels_for(DataFolder.at(data_dir).train_landmarks, file_names)
+
+
+def labels_for(path: str | Path, file_names: np.ndarray) -> np.ndarray:
+    """The landmarks (n, N, 2) of the file at `path` for `file_names`, in that order."""
+    landmarks: Landmarks = read_landmarks(path, allow_missing=True)
+    position = row_index(landmarks.file_names)
+    missing = [name for name in file_names if name not in position]
+    if missing:
+        raise InputError(
+            path, f"{len(missing)} predicted file(s) not in the labels, e.g. {missing[0]}"
+        )
+    return landmarks.points[[position[name] for name in file_names]]
+
+
+def align_predictions(runs: list[RunFolder]) -> tuple[np.ndarray, np.ndarray]:
+    """Validation predictions of all runs on their common images: (names, (R, n, N, 2))."""
+    names, aligned = _aligned(runs)
+    return names, np.stack([item.points for item in aligned])
+
+
+def _aligned(runs: list[RunFolder]) -> tuple[np.ndarray, list[Predictions]]:
+    """Each run's validation predictions on the runs' common images, sorted by name."""
+    paths = [run.val_predictions_path for run in runs]
+    names, aligned = align([load_predictions(path) for path in paths], paths)
+    if not len(names):
+        raise InputError(runs[0].path, "the runs share no validation image")
+    return names, aligned
+
+
+def align(loaded: list[Predictions], paths: list[Path]) -> tuple[np.ndarray, list[Predictions]]:
+    """Predictions (read from `paths`) on their common images, sorted by name (maybe none)."""
+    common = set(loaded[0].file_names)
+    for item in loaded[1:]:
+        common &= set(item.file_names)
+    names = np.array(sorted(common), dtype=object)
+    aligned = []
+    for path, item in zip(paths, loaded, strict=True):
+        if item.points.shape[1] != loaded[0].points.shape[1]:
+            raise InputError(path, "point count differs from the other runs")
+        position = row_index(item.file_names)
+        rows = [position[name] for name in names]
+        aligned.append(
+            Predictions(
+                names,
+                item.points[rows],
+                None if item.tta_spread is None else item.tta_spread[rows],
+                None if item.sigma is None else item.sigma[rows],
+            )
+        )
+    return names, aligned
+
+
+NO_DATA = (
+    "no true landmarks: give --data DIR (with train/landmarks.csv) or record `data` in the "
+    "runs' config.toml"
+)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The runs' validation predictions on their common images, and those images' labels."""
+
+    runs: list[RunFolder]
+    names: np.ndarray  # (n,) sorted
+    predictions: np.ndarray  # (runs, n, N, 2)
+    truth: np.ndarray  # (n, N, 2), NaN where not labelled
+    data_dir: Path
+    aligned: list[Predictions]  # each run's predictions on `names` (tta_spread, sigma)
+
+    @property
+    def n_points(self) -> int:
+        """N."""
+        return int(self.truth.shape[1])
+
+
+def load_validation(runs: list[RunFolder], data_dir: str | Path | None = None) -> Validation:
+    """Load the runs' validation predictions and their labels from `data_dir` (default: the
+    `data` of the runs' config.toml); InputError names what is missing or does not fit."""
+    data = Path(data_dir) if data_dir is not None else data_dir_of(runs)
+    if data is None:
+        raise InputError(runs[0].path.parent, NO_DATA)
+    names, aligned = _aligned(runs)
+    predictions = np.stack([item.points for item in aligned])
+    truth = truth_for(data, names)
+    if truth.shape[1] != predictions.shape[2]:
+        raise InputError(
+            runs[0].val_predictions_path,
+            f"{predictions.shape[2]} points per image, the labels in {data} have {truth.shape[1]}",
+        )
+    return Validation(runs, names, predictions, truth, data, aligned)

@@ -1,0 +1,1 @@
+"""Tests of ens, laid out like the source; `helpers` holds what several test modules share."""

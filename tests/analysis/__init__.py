@@ -1,0 +1,1 @@
+"""Tests of `analysis`: the computations and the report sections."""

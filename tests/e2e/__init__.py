@@ -1,0 +1,1 @@
+"""End-to-end runs: the demo pipeline, Kaggle Facial Keypoints, DDP over two processes."""

@@ -1,0 +1,1 @@
+"""Tests of the `ensemble` package, one folder per subpackage."""

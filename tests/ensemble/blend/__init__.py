@@ -1,0 +1,1 @@
+"""Tests of `ensemble.blend`: weights, fits, fusion, combiners."""

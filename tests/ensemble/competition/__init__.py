@@ -1,0 +1,1 @@
+"""Tests of `ensemble.competition`: metric, layouts, landmark metrics."""

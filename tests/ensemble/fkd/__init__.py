@@ -1,0 +1,1 @@
+"""Tests of `ensemble.fkd`: Kaggle Facial Keypoints layout, import and export."""

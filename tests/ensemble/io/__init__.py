@@ -1,0 +1,1 @@
+"""Tests of `ensemble.io`: the file formats and their readers and writers."""

@@ -1,0 +1,1 @@
+"""Tests of `ensemble.synthetic`: the procedural demo data."""

@@ -1,0 +1,1 @@
+"""Tests of `models`: configs, backbones, augmentation, training, resume, folds."""
