@@ -1,10 +1,10 @@
-"""Per-image errors and their tail: per-image MSE and NME, percentiles, worst-k% share, outliers.
+"""Per-image errors: MSE, MSE and NME percentiles, the worst-k% shares, outliers.
 
 A per-image MSE is the mean squared error (px²) over all 2N values of the image whose truth is
 present (NaN truth, a missing label, is left out; an image with no label at all gets NaN and is left
 out of every number). The score of a set of images is the mean of their per-image MSEs: the
 expectation of the leaderboard score (which averages the same per-image MSE over 30 random points).
-Per-image NME is ensemble.competition.landmark_metrics' normalisation: mean point distance /
+Per-image NME is ensemble.competition.landmark_metrics.per_image_nme: mean point distance /
 inter-ocular distance of the layout's eye centres when the layout names its eyes, else / sqrt(w*h)
 of the labelled true points' bounding box.
 
@@ -28,7 +28,6 @@ import numpy as np
 from scipy import stats
 
 from analysis.leaderboard_fit import robust_z
-from ensemble.competition.landmark_metrics import Eyes, normalised_distances
 
 FDR = 0.05  # false discovery rate of the outlier flags (Benjamini-Hochberg)
 MIN_IMAGES = 5  # below this many images a median / MAD scale is not estimable: no outliers
@@ -50,24 +49,6 @@ def image_mse(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
         total = np.where(present, squared, 0.0).reshape(len(true), -1).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start:stop] = np.where(count > 0, total / count, np.nan)
-    return out
-
-
-def image_nme(predicted: np.ndarray, truth: np.ndarray, eyes: Eyes | None) -> np.ndarray:
-    """Per-image NME (n,): by the inter-ocular distance of `eyes`, by the bounding box without.
-
-    NaN for an image whose normalising size is undefined (an eye unlabelled, a flat box).
-    """
-    out = np.full(len(truth), np.nan)
-    for start in range(0, len(truth), _CHUNK):
-        stop = start + _CHUNK
-        true = np.asarray(truth[start:stop], dtype=np.float64)
-        if np.isnan(true).all():
-            continue
-        ratio, points, usable = normalised_distances(predicted[start:stop], true, eyes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_image = (ratio * points).sum(axis=1) / points.sum(axis=1)
-        out[start:stop] = np.where(usable, per_image, np.nan)
     return out
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator
 from scipy import stats
 
 from analysis.calibration import RMS_PER_SIGMA, RunCalibration
@@ -203,9 +203,16 @@ def _shake_panel(axes, labels, public, private, shake: ShakeUp) -> None:
     axes.legend(fontsize=8, loc="upper left")
 
 
-def scores_plot(analysis: PointAnalysis, path: Path) -> Path:
-    """Each run's (and the blend's) validation score with its bootstrap interval."""
+def scores_plot(
+    analysis: PointAnalysis,
+    path: Path,
+    baseline: float | None = None,
+    labels: dict[str, str] | None = None,
+) -> Path:
+    """Each run's (and the blend's) validation score with its bootstrap interval, against the
+    mean-shape `baseline` and half of it (log scale then); `labels` mark poor runs."""
     items = analysis.all
+    labels = labels or {}
     figure = Figure(layout="constrained", figsize=(8, 1.2 + 0.45 * len(items)))
     axes = figure.subplots()
     order = np.argsort([item.score for item in items])[::-1]
@@ -214,6 +221,8 @@ def scores_plot(analysis: PointAnalysis, path: Path) -> Path:
         item = items[number]
         low, high = analysis.ci[number]
         colour = "#d95f02" if item is analysis.blend else "#1f5fa8"
+        if labels.get(item.name, item.name) != item.name:
+            colour = "#c0392b"
         axes.errorbar(
             item.score,
             position,
@@ -222,7 +231,7 @@ def scores_plot(analysis: PointAnalysis, path: Path) -> Path:
             color=colour,
             capsize=3,
         )
-    axes.set_yticks(positions, [items[number].name for number in order])
+    axes.set_yticks(positions, [labels.get(items[n].name, items[n].name) for n in order])
     axes.set_xlabel(f"validation score (MSE on {analysis.scored_on}, px²)")
     axes.set_title(
         f"Validation score per run ({analysis.level:.0%} bootstrap interval over images)"
@@ -230,9 +239,51 @@ def scores_plot(analysis: PointAnalysis, path: Path) -> Path:
     axes.errorbar([], [], xerr=[], fmt="o", color="#1f5fa8", capsize=3, label="run")
     if analysis.blend is not None:
         axes.errorbar([], [], xerr=[], fmt="o", color="#d95f02", capsize=3, label="blend")
+    if any(labels.get(item.name, item.name) != item.name for item in items):
+        axes.errorbar([], [], xerr=[], fmt="o", color="#c0392b", capsize=3, label="poor run")
+    if baseline is not None:
+        axes.set_xscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")
+        axes.xaxis.set_major_formatter(plain)
+        axes.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        axes.xaxis.set_minor_formatter(plain)
+        axes.axvline(baseline, color="black", lw=1.2, label=f"mean shape {baseline:.4g}")
+        axes.axvline(baseline / 2, color="black", lw=1, ls="--", label="half of it")
     axes.set_ylim(-0.6, len(items) - 0.4)
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    axes.grid(axis="x", alpha=0.3)
+    axes.grid(axis="x", alpha=0.3, which="both")
+    return _save(figure, path)
+
+
+def ced_plot(errors: dict[str, np.ndarray], norm: str, path: Path) -> Path:
+    """Cumulative error distribution of each set's per-image NME, up to NME 0.1 (and beyond
+    when every set needs more), with the 0.08 and 0.10 failure thresholds marked."""
+    from ensemble.competition.landmark_metrics import FAILURE_THRESHOLDS, ced, ced_auc
+
+    figure = Figure(layout="constrained", figsize=(7, 4.2))
+    axes = figure.subplots()
+    finite = np.concatenate([e[np.isfinite(e)] for e in errors.values()])
+    right = max(0.1, float(np.percentile(finite, 90))) if len(finite) else 0.1
+    grid = np.linspace(0, right, 400)
+    colours = iter(["C0", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"] * 4)
+    for name, values in errors.items():
+        blend = name.startswith("blend")
+        axes.plot(
+            grid,
+            ced(values, grid),
+            color="#d95f02" if blend else next(colours),
+            lw=2.2 if blend else 1.4,
+            label=f"{name} (AUC@0.08 {ced_auc(values, 0.08):.3f})",
+        )
+    for threshold in FAILURE_THRESHOLDS:
+        axes.axvline(threshold, color="grey", lw=0.8, ls=":")
+    axes.set_xlim(0, right)
+    axes.set_ylim(0, 1.01)
+    axes.set_xlabel(f"NME ({norm})")
+    axes.set_ylabel("share of validation images")
+    axes.set_title("Cumulative error distribution (CED)")
+    axes.legend(fontsize=8, loc="lower right")
+    axes.grid(alpha=0.3)
     return _save(figure, path)
 
 

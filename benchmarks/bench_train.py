@@ -1,9 +1,9 @@
 """Benchmark training speed: images/s per architecture of a train-all config.
 
 For every [[run]] it builds the model as train-all does and times `--steps` training steps
-(batched augmentation, forward, loss, backward, optimizer step) on random uint8 crops of the
-run's crop size, after `--warmup` steps. On CUDA it also times the run without bf16 autocast
-and channels_last.
+(batched augmentation, forward, loss, backward, clipping, optimizer step, EMA update) on random
+uint8 crops of the run's crop size, after `--warmup` steps. On CUDA it also times the run
+without bf16 autocast and channels_last.
 
     .venv/bin/python benchmarks/bench_train.py                          # configs/demo.toml
     .venv/bin/python benchmarks/bench_train.py --config configs/demo.toml --steps 20
@@ -20,7 +20,8 @@ import torch
 
 from models.augment import BatchPipeline
 from models.config import RunConfig
-from models.factories import LOSSES, OPTIMIZERS
+from models.ema import ema_of
+from models.factories import LOSSES, build_optimizer
 from models.heads import split_outputs
 from models.losses import ScaleNLL
 from models.predict import autocast
@@ -40,7 +41,8 @@ def images_per_second(config: RunConfig, device: torch.device, steps: int, warmu
         memory = torch.channels_last
     perm = torch.arange(N_POINTS)
     pipeline = BatchPipeline(built.mean, built.std, built.in_channels, config.augment, perm)
-    optimizer = OPTIMIZERS[config.stages[0].optimizer](model.parameters(), config.stages[0])
+    optimizer = build_optimizer(model, config.stages[0])
+    ema = ema_of(model, config.ema_decay) if config.ema_decay else None
     loss_fn = LOSSES[config.loss](config)
     scale_loss = ScaleNLL(config.uncertainty)
     size, batch = config.crop_size, config.batch_size
@@ -61,7 +63,11 @@ def images_per_second(config: RunConfig, device: torch.device, steps: int, warmu
             loss = loss + scale_loss(predicted, y, log_sigma)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if config.grad_clip:  # the loop clips the points' and the sigma branch's apart
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - start)

@@ -63,3 +63,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises several types for foreign files
         raise InputError(path, f"not a readable checkpoint: {error}") from None
+
+
+def evaluated_weights(checkpoint: dict) -> dict:
+    """The weights a checkpoint validated with: its EMA's (`ema_decay`), else the model's."""
+    ema = checkpoint.get("ema")
+    if not ema:
+        return checkpoint["model"]
+    return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}

@@ -130,6 +130,12 @@ class StageConfig:
     plateau_patience: int = key(1, _integer(0), "plateau: epochs without gain before a cut")
     plateau_factor: float = key(0.1, _number(0, 1, open_low=True), "plateau: lr factor per cut")
     pct_start: float = key(0.3, _number(0, 1, open_low=True), "onecycle: share of warm-up")
+    warmup_epochs: float = key(
+        1.0,
+        _number(0),
+        "linear warm-up at the start of the stage, epochs (a fraction allowed; 0 = off): the "
+        "schedule's lr is multiplied by (step + 1) / warm-up steps until it reaches 1",
+    )
     freeze: str | int = key("", _freeze, "'' keeps the run's `freeze`; else re-freeze at start")
 
 
@@ -144,6 +150,22 @@ class AugmentConfig:
     brightness: float = key(0.2, _number(0, 1), "colour jitter")
     contrast: float = key(0.2, _number(0, 1), "colour jitter")
     saturation: float = key(0.2, _number(0, 1), "colour jitter")
+    occlusion: float = key(
+        0.0,
+        _number(0, 1),
+        "probability that an image gets one random box (2-20% of the crop, aspect 1:3 to 3:1) "
+        "filled with noise; the landmarks under it are kept",
+    )
+    blur: float = key(
+        0.0,
+        _number(0, 8),
+        "largest Gaussian blur sigma, crop pixels (half of the images, sigma uniform up to it)",
+    )
+    noise: float = key(
+        0.0,
+        _number(0, 1),
+        "largest per-image std of Gaussian pixel noise, as a share of the 0-255 range",
+    )
 
 
 @dataclass(frozen=True)
@@ -178,7 +200,20 @@ class RunConfig:
     smooth_l1_beta: float = key(0.01, _number(0, open_low=True), "smooth_l1: beta")
     wing_w: float = key(0.05, _number(0, open_low=True), "wing: w")
     wing_epsilon: float = key(0.01, _number(0, open_low=True), "wing: epsilon")
-    grad_clip: float = key(0.0, _number(0), "gradient-norm clip (0 = off)")
+    grad_clip: float = key(1.0, _number(0), "clip the gradient's global norm to this (0 = off)")
+    ema_decay: float = key(
+        0.0,
+        _number(0, 1 - 1e-9),
+        "exponential moving average of the weights per step (0 = off); validation, best.pt, "
+        "predictions and the submission use the averaged weights",
+    )
+    restarts: int = key(
+        1,
+        _integer(0),
+        "a run judged poor (its val score not under half the mean-shape baseline's, or over "
+        "twice its siblings' median) is trained again with the next seed, up to this many "
+        "times; the better attempt is kept",
+    )
     patience: int = key(0, _integer(0), "early-stopping patience, epochs (0 = off)")
     val_fraction: float = key(
         0.1, _number(0, 0.9, open_low=True), "[defaults] only: share of images validated"

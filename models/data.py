@@ -215,6 +215,13 @@ def epoch_order(
     return np.concatenate(chunks) if chunks else shuffled
 
 
+def steps_per_epoch(n_rows: int, batch_size: int) -> int:
+    """Optimizer steps of an epoch over `n_rows`: one per batch, a last single-image batch left
+    out (as `iterate_batches(..., drop_single=True)` does); at least 1."""
+    full, rest = divmod(n_rows, batch_size)
+    return max(1, full + (rest >= 2 or (rest == 1 and full == 0)))
+
+
 def iterate_batches(
     images: np.ndarray,
     rows: np.ndarray,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from models.config import StageConfig
 from models.losses import LOSSES as LOSSES  # re-exported: losses by name
@@ -45,6 +46,25 @@ OPTIMIZERS: dict[str, Callable[[Iterable, StageConfig], torch.optim.Optimizer]] 
 }
 
 
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """The trainable parameters in two optimizer groups: weights with `weight_decay`, and
+    biases and normalisation weights (every parameter of one dimension or less) without it.
+
+    Decay pulls a batch-norm scale or a bias toward zero, which only limits what the layer can
+    express (timm's and torchvision's references filter them the same way).
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in trainable if p.ndim > 1], "weight_decay": weight_decay},
+        {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, stage: StageConfig) -> torch.optim.Optimizer:
+    """The stage's optimizer over the model's trainable parameters (no decay on norms, biases)."""
+    return OPTIMIZERS[stage.optimizer](parameter_groups(model, stage.weight_decay), stage)
+
+
 @dataclass
 class Schedule:
     """A stage's learning-rate schedule; the loop calls after_batch and after_epoch."""
@@ -53,6 +73,14 @@ class Schedule:
     per_batch: bool = False
     uses_metric: bool = False
     fractional: bool = False
+    warmup_steps: int = 0  # the stage's first steps, whose lr rises linearly to the schedule's
+
+    def warmup_factor(self, stage_step: int) -> float:
+        """The warm-up's lr factor for step `stage_step` (0-based) of the stage:
+        (stage_step + 1) / warmup_steps during the warm-up, then 1."""
+        if stage_step >= self.warmup_steps:
+            return 1.0
+        return (stage_step + 1) / self.warmup_steps
 
     def after_batch(self, epoch_progress: float) -> None:
         """Called after every optimizer step with the (fractional) epoch inside the stage."""
@@ -122,3 +150,13 @@ SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, StageConfig, int], Schedu
     "onecycle": _onecycle,
     "none": _no_schedule,
 }
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, stage: StageConfig, steps_per_epoch: int
+) -> Schedule:
+    """The stage's schedule with its linear warm-up (`warmup_epochs` x steps per epoch, rounded)
+    in front: during it the scheduler's lr is multiplied by the warm-up factor."""
+    schedule = SCHEDULERS[stage.scheduler](optimizer, stage, steps_per_epoch)
+    schedule.warmup_steps = round(stage.warmup_epochs * steps_per_epoch)
+    return schedule

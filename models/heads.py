@@ -45,6 +45,17 @@ def make_head(
     return nn.Sequential(*layers)
 
 
+def scale_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters of the model's uncertainty branch (none without one): they learn from
+    detached features, apart from everything that places the points."""
+    return [
+        p
+        for module in model.modules()
+        if isinstance(module, ScaleBranch)
+        for p in module.log_sigma.parameters()
+    ]
+
+
 def split_outputs(output: torch.Tensor, n_points: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A head's output (B, 2N or 3N) -> points (B, N, 2) and log sigmas (B, N) or None."""
     points = output[:, : 2 * n_points].reshape(len(output), n_points, 2)

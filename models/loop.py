@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from ensemble.competition.subsets import validation_subsets
@@ -23,12 +24,19 @@ from ensemble.io.atomic import atomic_open
 from ensemble.io.run_folder import RunFolder
 from models import distributed
 from models.augment import BatchPipeline
-from models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from models.checkpoint import (
+    evaluated_weights,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 from models.config import RunConfig
-from models.data import RunData, epoch_order, iterate_batches
-from models.factories import LOSSES, OPTIMIZERS, SCHEDULERS
+from models.data import RunData, epoch_order, iterate_batches, steps_per_epoch
+from models.ema import ema_of
+from models.factories import LOSSES, build_optimizer, build_schedule
 from models.guard import Diverged, FaultHooks, TrainingDiverged, Verdict, judge_loss, scaled_step
-from models.heads import split_outputs
+from models.heads import scale_parameters, split_outputs
 from models.losses import ScaleNLL
 from models.predict import PredictOptions, autocast, evaluate
 from models.registry import freeze_backbone
@@ -72,6 +80,7 @@ class LoopState:
     reshuffles: list[int] = field(default_factory=list)  # batches where a rollback reshuffled
     rollbacks: list[dict] = field(default_factory=list)
     spikes: list[dict] = field(default_factory=list)  # single high-loss steps, skipped
+    clipped_steps: int = 0  # steps whose gradient norm was above grad_clip (and clipped)
     warnings: list[str] = field(default_factory=list)  # e.g. training stopped on its best epoch
     metrics: list[dict] = field(default_factory=list)
 
@@ -94,6 +103,16 @@ class Trainer:
     faults: FaultHooks = field(default_factory=FaultHooks.from_env)
     replica_digests: list[str] = field(default_factory=list)  # per rank, at the last stage end
     fold: int | None = None  # with `folds = K`: the fold this model holds out
+    ema: AveragedModel | None = field(init=False, default=None)  # with `ema_decay`
+
+    def __post_init__(self) -> None:
+        if self.config.ema_decay:
+            self.ema = ema_of(self.model, self.config.ema_decay)
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights that validate, are kept as best and predict: the EMA, else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def label(self) -> str:
@@ -127,16 +146,15 @@ class Trainer:
         """
         loss_fn = LOSSES[self.config.loss](self.config)
         per_rank = math.ceil(len(self.data.train_indices) / distributed.world_size())
-        steps = max(1, math.ceil(per_rank / self.config.batch_size))
+        steps = steps_per_epoch(per_rank, self.config.batch_size)
         checkpoint = self._resume_checkpoint() if resume else None
         if checkpoint is None:
             self._save(None, None, False)  # step 0: the first "last good" checkpoint
         while self.state.stage < len(self.config.stages):
             stage = self.config.stages[self.state.stage]
             self._apply_freeze(stage.freeze)
-            parameters = [p for p in self.model.parameters() if p.requires_grad]
-            optimizer = OPTIMIZERS[stage.optimizer](parameters, stage)
-            schedule = SCHEDULERS[stage.scheduler](optimizer, stage, steps)
+            optimizer = build_optimizer(self.model, stage)
+            schedule = build_schedule(optimizer, stage, steps)
             if checkpoint is not None and checkpoint["optimizer"]:
                 optimizer.load_state_dict(checkpoint["optimizer"])
                 schedule.load_state_dict(checkpoint["scheduler"])
@@ -218,6 +236,7 @@ class Trainer:
             start_batch=state.batch,
         )
         for pixels, targets in batches:
+            warmup = schedule.warmup_factor(epoch * steps + state.batch)
             x, y = self.pipeline.train_batch(pixels, targets)
             x = x.contiguous(memory_format=memory)
             with autocast(self.device, config.bf16):
@@ -235,8 +254,10 @@ class Trainer:
                     loss = loss + self.scale_loss(predicted, y, log_sigma)
                 loss.backward()
                 if config.grad_clip:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-                scaled_step(optimizer, state.lr_scale)
+                    state.clipped_steps += self._clip_gradients(config.grad_clip)
+                scaled_step(optimizer, state.lr_scale * warmup)
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
             schedule.after_batch(epoch + (state.batch + 1) / steps)
             state.step, state.batch = state.step + 1, state.batch + 1
             state.epoch_loss += value * len(x)
@@ -253,7 +274,7 @@ class Trainer:
         row = {
             "stage": state.stage + 1,
             "epoch": state.global_epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"] * state.lr_scale,
+            "lr": optimizer.param_groups[0]["lr"] * state.lr_scale * warmup,
             "train_loss": state.epoch_loss / max(seen, 1),
             **self._validate_everywhere(),
             "seconds": time.perf_counter() - start,
@@ -271,6 +292,20 @@ class Trainer:
                 f"({row['images_per_s']:.0f} img/s)"
             )
         return row
+
+    @cached_property
+    def _gradient_sets(self) -> list[list[nn.Parameter]]:
+        """The parameters whose gradients are clipped together: those that place the points,
+        and those of the uncertainty branch (so sigma never changes how the points train)."""
+        scale = scale_parameters(self.model)
+        ids = {id(p) for p in scale}
+        points = [p for p in self.model.parameters() if id(p) not in ids]
+        return [points, scale] if scale else [points]
+
+    def _clip_gradients(self, max_norm: float) -> int:
+        """Clip each gradient set's global norm to `max_norm`; 1 when the points' was above."""
+        norms = [nn.utils.clip_grad_norm_(group, max_norm) for group in self._gradient_sets]
+        return int(norms[0] > max_norm)
 
     def _judge(self, loss: torch.Tensor) -> tuple[float, Verdict]:
         """The step's loss (the mean over ranks under torchrun) and the guard's verdict.
@@ -409,6 +444,8 @@ class Trainer:
 
     def _restore(self, checkpoint: dict) -> None:
         self.model.load_state_dict(checkpoint["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(checkpoint.get("ema") or _fresh_ema(self.model))
         self.state = LoopState(**checkpoint["loop"])
         rank, ranks = distributed.rank(), checkpoint.get("rng_ranks", [])
         same_world = len(ranks) == distributed.world_size()
@@ -433,7 +470,7 @@ class Trainer:
             bf16=self.config.bf16,
             channels_last=self._channels_last,
         )
-        return evaluate(self.model, self.pipeline, self.data, options, self.val_subsets)[1]
+        return evaluate(self.evaluated, self.pipeline, self.data, options, self.val_subsets)[1]
 
     def _save(self, optimizer, schedule, improved: bool) -> None:
         """last.pt (and best.pt when improved); rank 0 writes, every rank waits for it."""
@@ -444,6 +481,7 @@ class Trainer:
         if distributed.is_main():
             checkpoint = {
                 "model": self.model.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else {},
                 "optimizer": optimizer.state_dict() if optimizer is not None else {},
                 "scheduler": schedule.state_dict() if schedule is not None else {},
                 "scaler": {},  # bf16 autocast needs no gradient scaler
@@ -467,9 +505,15 @@ class Trainer:
         distributed.barrier()
 
     def _load_best(self) -> None:
+        """The best checkpoint's evaluated weights (the EMA's with `ema_decay`) into the model,
+        and the EMA restarted from them: the next stage and the predictions start there."""
         best = self.folder.best_checkpoint
-        if best.is_file():
-            self.model.load_state_dict(load_checkpoint(best, self.device)["model"])
+        if not best.is_file():
+            return
+        checkpoint = load_checkpoint(best, self.device)
+        self.model.load_state_dict(evaluated_weights(checkpoint))
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.model.state_dict())
 
     def _write_metrics(self) -> None:
         if not distributed.is_main():
@@ -483,6 +527,12 @@ class Trainer:
             )
         with atomic_open(self.folder.metrics_path, "w", encoding="utf-8") as handle:
             handle.write(buffer.getvalue())
+
+
+def _fresh_ema(model: nn.Module) -> dict:
+    """An EMA state for a checkpoint saved without one: the model's weights, no update yet."""
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    return {**state, "n_averaged": torch.tensor(0, dtype=torch.long)}
 
 
 def mean_shape_bias(data: RunData) -> torch.Tensor:

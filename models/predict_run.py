@@ -7,7 +7,7 @@ from pathlib import Path
 from ensemble.errors import InputError
 from ensemble.io.run_folder import BEST_CHECKPOINT, RunFolder
 from models.augment import BatchPipeline
-from models.checkpoint import load_checkpoint
+from models.checkpoint import evaluated_weights, load_checkpoint
 from models.config import RunConfig, run_from_dict
 from models.data import RunData, load_run_data
 from models.folds import combine_folds, fold_dirs
@@ -69,7 +69,7 @@ def predict_model(
     device = select_device(config.device)
     state = load_checkpoint(RunFolder.at(model_dir).checkpoints / checkpoint, "cpu")
     built = build_for_run(config, data.n_points, weights_path="")
-    built.model.load_state_dict(state["model"])
+    built.model.load_state_dict(evaluated_weights(state))
     model = built.model.to(device)
     perm = state["flip_perm"]
     pipeline = BatchPipeline(tuple(state["norm_mean"]), tuple(state["norm_std"]), built.in_channels)

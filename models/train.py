@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torchvision
 
+from ensemble.competition.health import judge
 from ensemble.competition.layout import Layout, layout_for
 from ensemble.errors import InputError
 from ensemble.io.run_folder import RunFolder
@@ -175,11 +176,15 @@ def train_run(
         if not distributed.is_main():
             return fold_summaries[-1]
         summary = combine_folds(run_dir, data_dir, data, fold_summaries, config.uncertainty)
-        summary.update(exclusion_summary(config, data), resumed=resume)
+        summary.update(exclusion_summary(config, data), resumed=resume, seed=config.seed)
         summary["total_seconds"] = time.perf_counter() - started
         RunFolder.at(run_dir).update_summary(summary)
-    if record and distributed.is_main():
-        RunFolder.at(run_dir).record_score(summary["val_score"])
+    if distributed.is_main():  # against the mean shape here; train-all adds the siblings
+        health = judge(summary["val_score"], summary.get("baseline_val_score"), [])
+        RunFolder.at(run_dir).update_summary({"health": health.as_dict()})
+        summary["health"] = health.as_dict()
+        if record:
+            RunFolder.at(run_dir).record_score(summary["val_score"])
     return summary
 
 
@@ -272,6 +277,7 @@ def train_model(
     summary = {
         "run": run_dir.name,
         "arch": config.arch,
+        "seed": config.seed,
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "crop_size": data.size,
@@ -296,6 +302,7 @@ def train_model(
         "resumed": resume,
         "rollbacks": state.rollbacks,
         "spikes": state.spikes,
+        "clipped_steps": state.clipped_steps,
         "warnings": state.warnings,
         "bad_images": {"train": data.train.bad_images, "test": data.test.bad_images},
         "world_size": distributed.world_size(),
@@ -308,7 +315,7 @@ def train_model(
     return summary
 
 
-RESUME_FREE_KEYS = ("checkpoint_every", "device", "compile", "max_rollbacks")
+RESUME_FREE_KEYS = ("checkpoint_every", "device", "compile", "max_rollbacks", "restarts")
 
 
 def check_resumable(run_dir: Path, config: RunConfig) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
+from ensemble.competition.health import Health, judge_runs
 from ensemble.errors import InputError, TrainingError
 from ensemble.io.run_folder import RunFolder
 from models import distributed
@@ -42,20 +44,31 @@ class UnknownRun(LookupError):
     """A --run name that the config does not define."""
 
 
+RESTARTS = ".restarts"  # RUNS/.restarts/: where a poor run's next attempt trains
+DISCARDED = "discarded"  # RUN/discarded/seed<s>/: an attempt that lost (no checkpoints)
+
+
 @dataclass(frozen=True)
 class RunOutcome:
-    """What became of one run: 'trained', 'finished before' or 'failed' (with the reason)."""
+    """What became of one run: 'trained', 'finished before' or 'failed' (with the reason),
+    and its health once every run is done."""
 
     run: str
     status: str
     val_score: float = math.nan
     reason: str = ""  # why it failed, or the warnings of a run that ended early
     summary: dict | None = None
+    health: Health | None = None
 
     @property
     def failed(self) -> bool:
         """True when the run did not finish."""
         return self.status == "failed"
+
+    @property
+    def poor(self) -> bool:
+        """True when the run finished but is judged poor (models.health)."""
+        return self.health is not None and self.health.poor
 
 
 def train_all(
@@ -102,7 +115,148 @@ def train_all(
     else:
         trained = train_in_turn(todo, data_dir, out_dir, cache_root, progress, datasets)
     outcomes.update({outcome.run: outcome for outcome in trained})
+    train = (data_dir, out_dir, cache_root, progress, jobs, datasets)
+    outcomes = restart_poor_runs(runs, outcomes, *train)
     return [outcomes[config.name] for config in runs]
+
+
+def restart_poor_runs(
+    runs: list[RunConfig],
+    outcomes: dict[str, RunOutcome],
+    data_dir: str | Path,
+    out_dir: Path,
+    cache_root: str | Path | None,
+    progress: bool,
+    jobs: int,
+    datasets: dict[int, RunData | str],
+) -> dict[str, RunOutcome]:
+    """Judge every finished run (models.health); train each poor run again with the next seed,
+    up to its `restarts`, and keep the better attempt. Every summary gets its `health`.
+
+    A restart trains in RUNS/.restarts/<run>/; the attempt that loses goes to
+    RUN/discarded/seed<s>/ without its checkpoints, and summary.json lists every `attempts`.
+    """
+    configs = {config.name: config for config in runs}
+    staging = out_dir / RESTARTS
+    for _ in range(max(config.restarts for config in runs)):
+        health = distributed.broadcast(judge_outcomes(outcomes) if distributed.is_main() else None)
+        todo = [
+            (next_attempt(configs[name], outcomes[name].summary), False)
+            for name, verdict in health.items()
+            if verdict.poor and attempts_left(configs[name], outcomes[name].summary)
+        ]
+        if not todo:
+            break
+        if distributed.is_main():
+            shutil.rmtree(staging, ignore_errors=True)  # a killed command's leftovers
+            for config, _ in todo:
+                tqdm.write(
+                    f"{config.name}: poor ({health[config.name].reason}); "
+                    f"training it again with seed {config.seed}"
+                )
+        distributed.barrier()
+        train = (data_dir, staging, cache_root, progress)
+        if jobs > 1 and not distributed.active():
+            retrained = train_parallel(todo, *train, jobs, datasets)
+        else:
+            retrained = train_in_turn(todo, *train, datasets)
+        if distributed.is_main():
+            for config, _ in todo:
+                outcome = next(o for o in retrained if o.run == config.name)
+                outcomes[config.name] = keep_better(out_dir, config, health[config.name], outcome)
+            shutil.rmtree(staging, ignore_errors=True)
+        distributed.barrier()
+    if distributed.is_main():
+        for name, verdict in judge_outcomes(outcomes).items():
+            folder = RunFolder.at(out_dir / name)
+            if folder.summary().get("health") != verdict.as_dict():  # else leave it untouched
+                folder.update_summary({"health": verdict.as_dict()})
+            outcomes[name] = dataclasses.replace(outcomes[name], health=verdict)
+    return outcomes
+
+
+def judge_outcomes(outcomes: dict[str, RunOutcome]) -> dict[str, Health]:
+    """The health of every run that finished, judged against its siblings."""
+    finished = {name: o.summary for name, o in outcomes.items() if o.summary is not None}
+    return judge_runs(finished)
+
+
+def attempts_of(summary: dict) -> list[dict]:
+    """The attempts a run's summary records (one, its own, when it was never restarted)."""
+    return summary.get("attempts") or [
+        {"seed": summary.get("seed", 0), "val_score": summary.get("val_score"), "kept": True}
+    ]
+
+
+def attempts_left(config: RunConfig, summary: dict) -> bool:
+    """True while the run has used fewer restarts than its config allows."""
+    return len(attempts_of(summary)) - 1 < config.restarts
+
+
+def next_attempt(config: RunConfig, summary: dict) -> RunConfig:
+    """The config of the run's next attempt: the seed after the last one tried."""
+    last = max(attempt["seed"] for attempt in attempts_of(summary))
+    return dataclasses.replace(config, seed=last + 1)
+
+
+def keep_better(
+    out_dir: Path, config: RunConfig, verdict: Health, retrained: RunOutcome
+) -> RunOutcome:
+    """Keep the better of RUN and its retrained attempt (lower val score) as RUN; the other
+    goes to RUN/discarded/seed<s>/. summary.json's `attempts` records both."""
+    run_dir, staged = out_dir / config.name, out_dir / RESTARTS / config.name
+    previous = RunFolder.at(run_dir).summary()
+    attempts = attempts_of(previous)
+    for attempt in attempts:
+        if attempt.get("seed") == previous.get("seed"):
+            attempt.setdefault("health", verdict.as_dict())
+    if retrained.failed:
+        attempts.append({"seed": config.seed, "failed": retrained.reason, "kept": False})
+        shutil.rmtree(staged, ignore_errors=True)
+        kept = previous
+    else:
+        attempt = {"seed": config.seed, "val_score": retrained.val_score, "kept": False}
+        attempts.append(attempt)
+        if retrained.val_score < previous["val_score"]:
+            aside = out_dir / RESTARTS / f"{config.name}.previous"
+            os.replace(run_dir, aside)
+            os.replace(staged, run_dir)
+            for old in sorted((aside / DISCARDED).glob("seed*")):
+                discard(old, run_dir / DISCARDED / old.name)
+            discard(aside, run_dir / DISCARDED / f"seed{previous.get('seed', 0)}")
+            kept = retrained.summary
+        else:
+            discard(staged, run_dir / DISCARDED / f"seed{config.seed}")
+            kept = previous
+    for attempt in attempts:
+        attempt["kept"] = attempt.get("seed") == kept.get("seed") and "failed" not in attempt
+    folder = RunFolder.at(run_dir)
+    folder.update_summary({"attempts": attempts})
+    folder.record_score(kept["val_score"])
+    summary = folder.summary()
+    report_restart(config.name, attempts)
+    return RunOutcome(config.name, "trained", summary["val_score"], "", summary)
+
+
+def discard(attempt_dir: Path, target: Path) -> None:
+    """Move a losing attempt's folder to `target`, without its checkpoints (any depth)."""
+    for checkpoints in sorted(attempt_dir.rglob(RunFolder.at(attempt_dir).checkpoints.name)):
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    shutil.rmtree(attempt_dir / DISCARDED, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)  # an older attempt with the same seed
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(attempt_dir, target)
+
+
+def report_restart(run: str, attempts: list[dict]) -> None:
+    """One line: which seed's attempt the run keeps, and what the others scored."""
+    described = [
+        f"seed {a['seed']} "
+        + (f"failed ({a['failed']})" if "failed" in a else f"val {a['val_score']:.4g}")
+        + (" (kept)" if a["kept"] else "")
+        for a in attempts
+    ]
+    tqdm.write(f"{run}: attempts {', '.join(described)}")
 
 
 def finished_before(run_dir: Path) -> RunOutcome:

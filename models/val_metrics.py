@@ -13,8 +13,19 @@ from ensemble.competition.landmark_metrics import metric_report
 from ensemble.competition.layout import Layout
 
 PCK_ALPHA = 0.1  # PCK threshold: a point is correct within 0.1 x the normalising size
-# val_nme_norm: what NME and PCK divide by, "inter-ocular" (the layout's eyes) or "bbox"
-METRIC_KEYS = ("val_rmse", "val_mae", "val_nme", "val_pck", "val_nme_norm")
+# val_nme_norm: what NME and PCK divide by, "inter-ocular" (the layout's eyes) or "bbox";
+# val_auc08 / val_fr08 (and 10): AUC of the per-image NME's CED and failure rate at NME 0.08
+METRIC_KEYS = (
+    "val_rmse",
+    "val_mae",
+    "val_nme",
+    "val_pck",
+    "val_auc08",
+    "val_fr08",
+    "val_auc10",
+    "val_fr10",
+    "val_nme_norm",
+)
 
 
 def masked_crop_mse(normalised: np.ndarray, targets: np.ndarray, size: int) -> float:
@@ -26,7 +37,8 @@ def masked_crop_mse(normalised: np.ndarray, targets: np.ndarray, size: int) -> f
 def validation_metrics(
     predicted: np.ndarray, truth: np.ndarray, layout: Layout | None = None
 ) -> dict[str, float | str | None]:
-    """Masked RMSE, MAE (pixels), NME and PCK@PCK_ALPHA, and which normalisation they used.
+    """Masked RMSE, MAE (pixels), NME, PCK@PCK_ALPHA, AUC and failure rate at NME 0.08 and
+    0.10, and which normalisation they used.
 
     NME and PCK normalise by the layout's eyes, or by the face's bounding box when it has none
     (`ensemble.competition.landmark_metrics`); `layout` defaults to the built-in or generic layout
@@ -38,5 +50,9 @@ def validation_metrics(
         "val_mae": report.mae,
         "val_nme": report.nme,
         "val_pck": report.pck,
+        "val_auc08": report.auc_08,
+        "val_fr08": report.fr_08,
+        "val_auc10": report.auc_10,
+        "val_fr10": report.fr_10,
         "val_nme_norm": report.nme_norm,
     }

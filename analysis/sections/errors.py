@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.document import Figure, Paragraph, Section, Table, fmt
-from analysis.image_errors import PERCENTILES, WORST_PERCENT, Tail, image_mse, image_nme, tail
+from analysis.image_errors import PERCENTILES, WORST_PERCENT, Tail, image_mse, tail
 from analysis.inputs import runs_and_data
 from ensemble.competition.landmark_metrics import (
     BOUNDING_BOX,
@@ -16,6 +16,7 @@ from ensemble.competition.landmark_metrics import (
     Eyes,
     layout_eyes,
     normalisation,
+    per_image_nme,
 )
 from ensemble.competition.layout import dataset_layout
 from ensemble.errors import InputError
@@ -73,14 +74,14 @@ def split_errors(
     the blend, and their tails."""
     mse = np.stack([image_mse(p, truth) for p in predictions])
     tails = [
-        tail(name, mse[r], image_nme(predictions[r], truth, eyes))
+        tail(name, mse[r], per_image_nme(predictions[r], truth, eyes))
         for r, name in enumerate(run_names)
     ]
     blend_mse = None
     if len(run_names) > 1:
         blend = predictions.mean(axis=0)
         blend_mse = image_mse(blend, truth)
-        tails.append(tail(BLEND, blend_mse, image_nme(blend, truth, eyes)))
+        tails.append(tail(BLEND, blend_mse, per_image_nme(blend, truth, eyes)))
     return SplitErrors(
         split,
         file_names,

@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from analysis.document import Figure, Paragraph, Section, Table, fmt
 from analysis.inputs import runs_and_data
+from ensemble.competition.health import RULE, Health, run_health
 from ensemble.competition.layout import Layout, dataset_layout
+from ensemble.errors import InputError
+from ensemble.io.run_folder import RunFolder
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The mean-shape baseline's score on the same validation images, and each run's health."""
+
+    baseline: float | None
+    health: dict[str, Health]
+
+    def label(self, name: str) -> str:
+        """A run's name as plots show it: "(poor)" after a poor run."""
+        health = self.health.get(name)
+        return f"{name} (poor)" if health is not None and health.poor else name
+
+
+def run_floor(runs: list[RunFolder], data_dir: Path, names: np.ndarray, truth: np.ndarray) -> Floor:
+    """The baseline the runs' summary.json recorded (when they agree: one shared split), else
+    the mean-shape baseline scored here on `names`; the runs' health (ensemble.competition)."""
+    from ensemble.competition.baseline import baseline_for_train_images
+    from ensemble.competition.metric import validation_score
+
+    recorded = {run.summary().get("baseline_val_score") for run in runs}
+    if len(recorded) == 1 and None not in recorded:
+        baseline = float(recorded.pop())
+    else:
+        try:
+            predicted = baseline_for_train_images(data_dir, names)
+        except InputError:  # no readable train images to size the mean shape: no baseline
+            return Floor(None, run_health(runs))
+        baseline = validation_score(names, predicted, truth)
+    return Floor(baseline if math.isfinite(baseline) else None, run_health(runs))
 
 
 def points_section(
@@ -33,8 +69,9 @@ def points_section(
     result = analyze_points(
         [run.name for run in runs], predictions, truth, names, layout, n_boot=n_boot, seed=seed
     )
-    _points_blocks(section, result, plot_dir)
-    _metrics_block(section, [run.name for run in runs], predictions, truth, layout)
+    floor = run_floor(runs, data_dir, names, truth)
+    _points_blocks(section, result, plot_dir, floor)
+    _metrics_block(section, [run.name for run in runs], predictions, truth, layout, plot_dir)
     return section
 
 
@@ -44,9 +81,16 @@ def _metrics_block(
     predictions: np.ndarray,
     truth: np.ndarray,
     layout: Layout,
+    plot_dir: Path | None = None,
 ) -> None:
-    """RMSE, MAE, NME and PCK of every run (and the blend) on all points of every image."""
-    from ensemble.competition.landmark_metrics import layout_eyes, metric_report, normalisation
+    """RMSE, MAE, NME, PCK, AUC and failure rates of every run (and the blend) on all points of
+    every image, and their cumulative error distributions."""
+    from ensemble.competition.landmark_metrics import (
+        layout_eyes,
+        metric_report,
+        normalisation,
+        per_image_nme,
+    )
 
     labelled = [*names, "blend (equal weights)"] if len(names) > 1 else names
     sets = [*predictions, predictions.mean(axis=0)] if len(names) > 1 else list(predictions)
@@ -67,20 +111,43 @@ def _metrics_block(
     section.blocks.append(
         Table(
             "Other metrics (all points of every validation image)",
-            ["run", "RMSE (px)", "MAE (px)", f"NME ({norm})", "PCK@0.1"],
-            [[n, fmt(r.rmse), fmt(r.mae), fmt(r.nme), fmt(r.pck)] for n, r in reports.items()],
-            note=f"NME: mean point distance / {size}; PCK@0.1: share of points within 0.1 x "
-            f"that size; {missing}.",
+            ["run", "RMSE (px)", "MAE (px)", f"NME ({norm})", "PCK@0.1"]
+            + ["AUC@0.08", "FR@0.08", "AUC@0.10", "FR@0.10"],
+            [
+                [n, fmt(r.rmse), fmt(r.mae), fmt(r.nme), fmt(r.pck)]
+                + [fmt(r.auc_08), _share(r.fr_08), fmt(r.auc_10), _share(r.fr_10)]
+                for n, r in reports.items()
+            ],
+            note=f"NME: mean point distance / {size}, per image; PCK@0.1: share of points "
+            "within 0.1 x that size; AUC@t: area under the cumulative error distribution of the "
+            "per-image NME up to t, over t (1 = every image perfect); FR@t: share of images "
+            f"with NME above t (failures); {missing}.",
         )
     )
     section.summary["metrics"] = {name: report.as_dict() for name, report in reports.items()}
+    if plot_dir is not None and all(r.nme is not None for r in reports.values()):
+        from analysis.plots import ced_plot
+
+        eyes = layout_eyes(layout)
+        errors = {n: per_image_nme(p, truth, eyes) for n, p in zip(labelled, sets, strict=True)}
+        section.blocks.append(
+            Figure(
+                ced_plot(errors, norm, plot_dir / "points_ced.png"),
+                "Cumulative error distribution: the share of validation images whose NME is at "
+                "most x, per run and for the equal-weight blend; the legend gives AUC@0.08.",
+            )
+        )
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _title(scored_on: str) -> str:
     return f"3. Per-point MSE on {scored_on} (validation predictions)"
 
 
-def _points_blocks(section: Section, result, plot_dir: Path | None) -> None:
+def _points_blocks(section: Section, result, plot_dir: Path | None, floor: Floor) -> None:
     from analysis.per_point import region_errors
 
     layout = result.layout
@@ -102,15 +169,20 @@ def _points_blocks(section: Section, result, plot_dir: Path | None) -> None:
     for number in np.argsort([item.score for item in everything]):
         item = everything[number]
         low, high = result.ci[number]
+        health = floor.health.get(item.name)
         rows.append(
             [
                 item.name,
                 fmt(item.score),
                 f"[{low:.4g}, {high:.4g}]",
                 f"{item.score - best.score:+.4g}",
+                f"{floor.baseline / item.score:.1f}x" if floor.baseline else "n/a",
+                "" if health is None else (f"poor: {health.reason}" if health.poor else "ok"),
                 fmt(float(np.nanmean(item.point_mse_dense))),
             ]
         )
+    if floor.baseline is not None:
+        rows.append(["mean-shape baseline", fmt(floor.baseline), "", "", "1x", "", ""])
     section.blocks.append(
         Table(
             "Validation score (leaderboard-style)",
@@ -119,11 +191,14 @@ def _points_blocks(section: Section, result, plot_dir: Path | None) -> None:
                 "score (px²)",
                 f"{result.level:.0%} bootstrap CI",
                 "vs best run",
+                "below the mean shape",
+                "health",
                 "dense MSE (all points)",
             ],
             rows,
             note="Bootstrap: images resampled with replacement, same resamples for every run, "
-            "fixed seed.",
+            "fixed seed. Below the mean shape: the mean-shape baseline's score on the same "
+            f"images over the run's. Health (as ens train-all judged it): {RULE}.",
         )
     )
     best_regions = region_errors(best, layout)
@@ -207,17 +282,25 @@ def _points_blocks(section: Section, result, plot_dir: Path | None) -> None:
             )
         )
     if plot_dir is not None:
-        _points_figures(section, result, plot_dir)
+        _points_figures(section, result, plot_dir, floor)
     section.summary = _points_summary(result)
+    section.summary["baseline_score"] = floor.baseline
+    section.summary["health"] = {name: h.as_dict() for name, h in floor.health.items()}
+    poor = [name for name, health in floor.health.items() if health.poor]
+    if poor:
+        section.headline += f"; poor: {', '.join(poor)}"
 
 
-def _points_figures(section: Section, result, plot_dir: Path) -> None:
+def _points_figures(section: Section, result, plot_dir: Path, floor: Floor) -> None:
     from analysis.plots import correlation_plot, face_plot, region_plot, scores_plot
 
+    labels = {item.name: floor.label(item.name) for item in result.all}
     section.blocks.append(
         Figure(
-            scores_plot(result, plot_dir / "points_scores.png"),
-            "Validation score of each run and the blend, with bootstrap intervals.",
+            scores_plot(result, plot_dir / "points_scores.png", floor.baseline, labels),
+            "Validation score of each run and the blend, with bootstrap intervals, against the "
+            "mean-shape baseline on the same images (solid) and half of it (dashed: a run not "
+            "under it is poor); poor runs in red.",
         )
     )
     section.blocks.append(

@@ -24,6 +24,7 @@ from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
 from ensemble.blend.fit import FittedWeights, blend_points, fit_weights
 from ensemble.blend.fusion import FusionFit, fit_gamma, fused_weights
 from ensemble.blend.names import FUSION_METHOD
+from ensemble.blend.poor_runs import PoorRuns, poor_among
 from ensemble.competition.layout import dataset_layout
 from ensemble.competition.metric import validation_score
 from ensemble.competition.subsets import validation_subsets
@@ -168,6 +169,7 @@ class FitReport:
     fusion: FusionFit | None = None
     fitted_score: float | None = None
     sigma_runs: tuple[str, ...] = ()  # the runs whose predictions have sigma
+    poor: PoorRuns | None = None  # poor runs among the inputs and the fit without them
 
     def to_json(self) -> dict:
         """A JSON-ready summary: runs, weights (global or per region), val scores."""
@@ -179,6 +181,9 @@ class FitReport:
             "val_scores": dict(zip(names, map(float, self.val_scores), strict=True)),
             "blend_val_score": self.blend_score,
         }
+        if self.poor is not None:
+            data["poor_runs"] = {name: h.reason for name, h in self.poor.health.items()}
+            data["val_score_without_poor_runs"] = self.poor.score_without
         rows = [dict(zip(names, map(float, row), strict=True)) for row in self.fitted.weights]
         if self.fitted.per_region:
             regions = [region.name for region in self.fitted.layout.regions]
@@ -225,8 +230,20 @@ def fit_runs(
     scores = np.array([validation_score(names, p, truth) for p in predictions])
     blended = blend_points(predictions, fitted.point_weights())
     score = validation_score(names, blended, truth)
+    poor = None
+    if poor_runs := poor_among(runs):
+        keep = [i for i, run in enumerate(runs) if run.name not in poor_runs]
+        without = None
+        if keep:
+            refit = fit_weights(
+                predictions[keep], truth, names, fitted.method, per_region, rounds, layout=layout
+            )
+            kept = blend_points(predictions[keep], refit.point_weights())
+            without = validation_score(names, kept, truth)
+        mean_weights = dict(zip([r.name for r in runs], fitted.weights.mean(axis=0), strict=True))
+        poor = PoorRuns(poor_runs, {n: mean_weights[n] for n in poor_runs}, score, without)
     if not fused:
-        return FitReport(runs, fitted, scores, score, len(names), data)
+        return FitReport(runs, fitted, scores, score, len(names), data, poor=poor)
     sigma = np.stack(
         [
             np.full(truth.shape[:2], np.nan) if a.sigma is None else a.sigma
@@ -247,7 +264,7 @@ def fit_runs(
         values, value_sigma, gather_points(truth, indices), fitted.point_weights()[indices]
     )
     return FitReport(
-        runs, fitted, scores, fusion.score, len(names), data, fusion, score, sigma_runs
+        runs, fitted, scores, fusion.score, len(names), data, fusion, score, sigma_runs, poor
     )
 
 

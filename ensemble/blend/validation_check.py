@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ensemble.blend.poor_runs import PoorRuns, poor_among
 from ensemble.competition.metric import validation_score
 from ensemble.io.aligned_predictions import load_validation
 from ensemble.io.data_folder import DataFolder
@@ -28,6 +29,7 @@ class ValidationCheck:
     best_run: str
     best_score: float
     runs_dir: Path  # the folder holding the runs (for the `--fit` advice)
+    poor: PoorRuns | None = None  # poor runs weighted in, and the blend without them
 
     @property
     def worse(self) -> bool:
@@ -60,8 +62,16 @@ def validation_check(paths: list[Path], weights: np.ndarray) -> ValidationCheck 
     data = data_dir_of(runs)
     if data is None or not DataFolder.at(data).train_landmarks.is_file():
         return None
-    score, singles, n_images = blend_val_score(runs, np.array([w for _, w in chosen]), data)
+    weights = np.array([w for _, w in chosen])
+    score, singles, n_images = blend_val_score(runs, weights, data)
     best = int(singles.argmin())
     parents = {run.path.parent for run in runs}
     runs_dir = parents.pop() if len(parents) == 1 else Path("RUNS")
-    return ValidationCheck(n_images, score, runs[best].name, float(singles[best]), runs_dir)
+    poor = None
+    if poor_runs := poor_among(runs):
+        keep = [i for i, run in enumerate(runs) if run.name not in poor_runs]
+        kept = [runs[i] for i in keep]
+        without = blend_val_score(kept, weights[keep], data)[0] if keep else None
+        share = dict(zip([r.name for r in runs], weights / weights.sum(), strict=True))
+        poor = PoorRuns(poor_runs, {n: share[n] for n in poor_runs}, score, without)
+    return ValidationCheck(n_images, score, runs[best].name, float(singles[best]), runs_dir, poor)

@@ -210,6 +210,9 @@ def _check_on_validation(table, output: Path) -> None:
         return
     if check is None:
         return
+    if check.poor is not None:
+        for line in check.poor.lines(fitted=False):
+            click.echo(f"warning: {line}", err=True)
     where = f"on validation ({check.n_images} images)"
     best = f"best single run {check.best_run} {check.best_score:.6g}"
     if not check.worse:
@@ -257,6 +260,9 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
             fallback = " (global)" if region.name in report.fitted.fallback else ""
             values = " ".join(f"{w:>10.4f}" for w in row)
             click.echo(f"{region.name[:26]:<26} {values}{fallback}")
+    if report.poor is not None:
+        for line in report.poor.lines(fitted=True):
+            click.echo(f"warning: {line}", err=True)
     result = blend_runs(report, output, decimals)
     click.echo(f"wrote {output} ({len(result.file_names)} rows) and {weights_path_for(output)}")
 

@@ -70,3 +70,9 @@ def train(
         click.echo(f"{run_dir.name}: val score {summary['val_score']:.3f} ({run_dir})")
         for warning in summary["warnings"]:
             click.echo(f"{run_dir.name}: warning: {warning}", err=True)
+        if summary["health"]["status"] == "poor":
+            click.echo(
+                f"{run_dir.name}: warning: poor: {summary['health']['reason']} (ens train-all "
+                "trains a poor run again with the next seed: `restarts`)",
+                err=True,
+            )

@@ -105,6 +105,15 @@ def train_all(
         return
     click.echo(outcome_table(outcomes))
     click.echo(f"scores: {out_dir / 'scores.csv'}")
+    poor = [outcome.run for outcome in outcomes if outcome.poor]
+    if poor:
+        from ensemble.competition.health import RULE
+
+        click.echo(
+            f"poor: {', '.join(poor)} ({RULE}); `ens blend` names a poor run among its inputs "
+            "and what it costs",
+            err=True,
+        )
     failed = [outcome.run for outcome in outcomes if outcome.failed]
     if failed:
         click.echo(
@@ -117,15 +126,34 @@ def train_all(
 
 
 def outcome_table(outcomes: list) -> str:
-    """The closing table: run, status, val score (or why it failed / what went wrong)."""
-    rows = [("run", "status", "val score", "note")]
+    """The closing table: run, status, val score, health (ensemble.competition.health), and a
+    note: why it failed or is poor, what went wrong, which attempt was kept."""
+    rows = [("run", "status", "val score", "health", "note")]
     for outcome in outcomes:
         score = "" if outcome.failed else f"{outcome.val_score:.4f}"
-        status = outcome.status + (" (warning)" if outcome.reason and not outcome.failed else "")
-        rows.append((outcome.run, status, score, outcome.reason))
-    widths = [*(max(len(row[i]) for row in rows) for i in range(3)), 0]
+        status = outcome.status
+        if outcome.reason and not outcome.failed:
+            status += " (warning)"
+        health = "" if outcome.health is None else outcome.health.status
+        rows.append((outcome.run, status, score, health, "; ".join(outcome_notes(outcome))))
+    widths = [*(max(len(row[i]) for row in rows) for i in range(4)), 0]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
     return "\n".join(lines)
+
+
+def outcome_notes(outcome) -> list[str]:
+    """The closing table's note of a run: failure or warnings, health, restarts."""
+    notes = [outcome.reason] if outcome.reason else []
+    if outcome.poor:
+        notes.append(outcome.health.reason)
+    attempts = (outcome.summary or {}).get("attempts", [])
+    if len(attempts) > 1:
+        kept = next((a for a in attempts if a["kept"]), None)
+        tried = ", ".join(str(a["seed"]) for a in attempts)
+        notes.append(f"trained with seeds {tried}; seed {kept['seed']} kept" if kept else "")
+    elif outcome.health is not None and not outcome.poor and outcome.health.reason:
+        notes.append(outcome.health.reason)
+    return [note for note in notes if note]

@@ -52,6 +52,20 @@ def mean_shape_points(
     return relative[None, :, :] * np.asarray(target_sizes)[:, None, :]
 
 
+def baseline_for_train_images(data_dir: str | Path, file_names: np.ndarray) -> np.ndarray:
+    """The mean-shape baseline's points (n, N, 2 pixels) for train images `file_names`, as the
+    runs' `baseline_val_score` has them: the mean relative shape of the other train images
+    (all of them when `file_names` holds every one, as out-of-fold validation does)."""
+    folder = DataFolder.at(data_dir)
+    train = read_landmarks(folder.train_landmarks, allow_missing=True)
+    others = ~np.isin(train.file_names, file_names)
+    if not others.any():
+        others[:] = True
+    sizes = image_sizes(folder.images("train"), train.file_names[others])
+    targets = image_sizes(folder.images("train"), np.asarray(file_names))
+    return mean_shape_points(train.points[others], sizes, targets, folder.train_landmarks)
+
+
 def baseline_submission(data_dir: str | Path, output: str | Path) -> np.ndarray:
     """Write the mean-shape submission for DATA/test; return the full (n, N, 2) predictions."""
     data = Path(data_dir)

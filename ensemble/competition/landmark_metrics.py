@@ -13,6 +13,11 @@ NME and PCK divide each point's distance by a per-image size, chosen by the layo
 - "bbox" otherwise: sqrt(w * h) of the bounding box of the image's labelled true landmarks (the
   box-size normalisation of AFLW / 300W-LP style benchmarks), for images whose box has a
   non-zero width and height.
+
+What face-alignment papers report besides NME comes from the per-image NMEs e_i: the cumulative
+error distribution CED(x) = share of images with e_i <= x; the failure rate FR@t = share with
+e_i > t; and AUC@t = the area under CED on [0, t] divided by t, which for a step function is
+exactly mean_i max(0, 1 - e_i / t). Both at t = 0.08 and 0.10 (FAILURE_THRESHOLDS).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from ensemble.competition.layout import Layout, layout_for
 
 INTER_OCULAR = "inter-ocular"
 BOUNDING_BOX = "bbox"
+FAILURE_THRESHOLDS = (0.08, 0.10)  # AUC@t and FR@t, the thresholds of 300W / WFLW tables
+_CHUNK = 2048  # images per block in per_image_nme (bounded memory on full-size data)
 
 # The left and the right eye: each an index or the indices whose mean is the eye's centre.
 Eyes = tuple[int | Sequence[int], int | Sequence[int]]
@@ -47,6 +54,10 @@ class MetricReport:
     rows_normalised: int  # rows in NME/PCK: both eyes labelled and apart (or a non-flat box)
     rows_without_eyes: int  # rows with values but left out of NME/PCK
     nme_norm: str = INTER_OCULAR  # what NME and PCK divide by: INTER_OCULAR or BOUNDING_BOX
+    auc_08: float | None = None  # AUC of the CED up to NME 0.08 (None without NME)
+    fr_08: float | None = None  # failure rate: share of images with NME > 0.08
+    auc_10: float | None = None
+    fr_10: float | None = None
 
     def as_dict(self) -> dict[str, float | int | str | None]:
         """The report as a flat dict (e.g. a metrics.csv row)."""
@@ -193,6 +204,50 @@ def masked_pck(
     return float((ratio[points] <= alpha).mean())
 
 
+def per_image_nme(predicted: np.ndarray, truth: np.ndarray, eyes: Eyes | None) -> np.ndarray:
+    """Per-image NME (n,): by the inter-ocular distance of `eyes`, by the bounding box without.
+
+    NaN for an image whose normalising size is undefined (an eye unlabelled, a flat box) or that
+    has no label. Computed in blocks of images, so memory stays bounded on full-size data.
+    """
+    out = np.full(len(truth), np.nan)
+    for start in range(0, len(truth), _CHUNK):
+        stop = start + _CHUNK
+        true = np.asarray(truth[start:stop], dtype=np.float64)
+        if np.isnan(true).all():
+            continue
+        ratio, points, usable = normalised_distances(predicted[start:stop], true, eyes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_image = (ratio * points).sum(axis=1) / points.sum(axis=1)
+        out[start:stop] = np.where(usable, per_image, np.nan)
+    return out
+
+
+def ced(nme: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The cumulative error distribution: for each threshold x, the share of images with NME
+    <= x (images with NaN NME left out)."""
+    errors = np.sort(np.asarray(nme, dtype=np.float64)[~np.isnan(nme)])
+    if not len(errors):
+        raise ValueError("no image has an NME: the CED is undefined")
+    return np.searchsorted(errors, np.asarray(thresholds), side="right") / len(errors)
+
+
+def ced_auc(nme: np.ndarray, threshold: float) -> float:
+    """Area under the CED on [0, threshold], divided by threshold: mean max(0, 1 - e/t)."""
+    errors = np.asarray(nme, dtype=np.float64)[~np.isnan(nme)]
+    if not len(errors):
+        raise ValueError("no image has an NME: the AUC is undefined")
+    return float(np.mean(np.maximum(0.0, 1.0 - errors / threshold)))
+
+
+def failure_rate(nme: np.ndarray, threshold: float) -> float:
+    """Share of images whose NME is above `threshold` (NaN NMEs left out)."""
+    errors = np.asarray(nme, dtype=np.float64)[~np.isnan(nme)]
+    if not len(errors):
+        raise ValueError("no image has an NME: the failure rate is undefined")
+    return float(np.mean(errors > threshold))
+
+
 def metric_report(
     pred: np.ndarray,
     truth: np.ndarray,
@@ -215,9 +270,15 @@ def metric_report(
         eyes = layout_eyes(layout if layout is not None else layout_for(truth64.shape[1]))
     usable = normalised_distances(pred64, truth64, eyes)[2]
     nme = pck = None
+    tails: dict[str, float | None] = {}
     if usable.any():
         nme = masked_nme(pred64, truth64, eyes)
         pck = masked_pck(pred64, truth64, eyes, alpha)
+        per_image = per_image_nme(pred64, truth64, eyes)
+        for threshold in FAILURE_THRESHOLDS:
+            tag = f"{round(threshold * 100):02d}"
+            tails[f"auc_{tag}"] = ced_auc(per_image, threshold)
+            tails[f"fr_{tag}"] = failure_rate(per_image, threshold)
     return MetricReport(
         mse=mse,
         rmse=float(np.sqrt(mse)),
@@ -231,4 +292,5 @@ def metric_report(
         rows_normalised=int(usable.sum()),
         rows_without_eyes=int((rows_with & ~usable).sum()),
         nme_norm=normalisation(eyes),
+        **tails,
     )

@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from analysis.image_errors import image_mse, image_nme, tail, worst_count
+from analysis.image_errors import image_mse, tail, worst_count
 from analysis.sections.errors import tail_sentence
 from ensemble.cli import cli
+from ensemble.competition.landmark_metrics import per_image_nme
 from ensemble.io.landmarks import write_landmarks
 from ensemble.io.predictions import save_predictions
 from tests.helpers import suspect_case, write_suspect_workspace
@@ -55,7 +56,7 @@ def test_tail_numbers_equal_a_numpy_computation() -> None:
     squared = (predicted - truth) ** 2
     hand_mse = np.nanmean(squared.reshape(len(truth), -1), axis=1)
     np.testing.assert_allclose(mse, hand_mse, rtol=1e-12)
-    nme = image_nme(predicted, truth, (0, 1))
+    nme = per_image_nme(predicted, truth, (0, 1))
     distance = np.linalg.norm(predicted - truth, axis=2)  # NaN where a point is not labelled
     iod = np.linalg.norm(truth[:, 0] - truth[:, 1], axis=1)
     hand_nme = np.nanmean(distance, axis=1) / iod
@@ -65,7 +66,7 @@ def test_tail_numbers_equal_a_numpy_computation() -> None:
     high = np.where(labelled, truth, -np.inf).max(axis=1)
     box = np.sqrt(np.prod(high - low, axis=1))
     hand_box = np.nanmean(distance, axis=1) / box
-    np.testing.assert_allclose(image_nme(predicted, truth, None), hand_box, rtol=1e-12)
+    np.testing.assert_allclose(per_image_nme(predicted, truth, None), hand_box, rtol=1e-12)
 
     result = tail("alpha", mse, nme)
     hand = _hand_tail(hand_mse)

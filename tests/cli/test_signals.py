@@ -75,7 +75,7 @@ def test_a_resume_removes_a_checkpoint_temp_file_that_a_kill_left(tmp_path: Path
     data = write_faces(tmp_path / "data", n_train=24, n_test=2)
     config = tmp_path / "runs.toml"
     config.write_text(
-        '[defaults]\ncrop_size = 24\nbatch_size = 8\ndevice = "cpu"\n'
+        '[defaults]\nrestarts = 0\ncrop_size = 24\nbatch_size = 8\ndevice = "cpu"\n'
         'stages = [{epochs = 1, lr = 0.003}]\n\n[[run]]\nname = "r"\narch = "small_cnn_basic"\n'
     )
     runs = tmp_path / "RUNS"

@@ -13,6 +13,7 @@ from ensemble.cli.demo_pipeline import FIT_BLEND, SCORE_BLEND, closing_table
 
 TINY_CONFIG = """
 [defaults]
+restarts = 0  # health and restarts are tested in tests/models/test_health.py
 crop_size = 32
 batch_size = 16
 val_fraction = 0.25

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,10 +10,14 @@ import pytest
 import torch
 
 from models.augment import (
+    OCCLUSION_AREA,
     BatchPipeline,
     affine_matrices,
     colour_maps,
     flip_points,
+    gaussian_blur,
+    occlude,
+    random_boxes,
     unflip_points,
     warp_images,
     warp_points,
@@ -149,3 +154,75 @@ def test_folded_colour_map_equals_jitter_then_normalise_step_by_step() -> None:
         gray_input[:, 0], ((images / 255.0 @ gray_w) - 0.45) / 0.25, atol=1e-4
     )
     assert gray_input.shape == (3, 3, 5, 4)
+
+
+def test_occlusion_changes_pixels_only_inside_its_box() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, 20, 20, generator=generator)
+    fill = torch.randn(5, 3, 20, 20, generator=generator)
+    boxes = torch.tensor(
+        [[2, 3, 7, 11], [0, 0, 20, 20], [0, 0, 0, 0], [19, 19, 20, 20], [5, 5, 6, 9]]
+    )
+    out = occlude(x, boxes, fill)
+    for row, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+        inside = np.zeros((20, 20), dtype=bool)
+        inside[y0:y1, x0:x1] = True  # rows y, columns x
+        changed = (out[row] != x[row]).any(dim=0).numpy()
+        np.testing.assert_array_equal(changed, inside)
+        np.testing.assert_array_equal(out[row][:, inside].numpy(), fill[row][:, inside].numpy())
+
+
+def test_random_boxes_cover_their_share_of_the_crop_for_the_chosen_images_only() -> None:
+    chosen = torch.arange(400) % 3 != 0
+    boxes = random_boxes(chosen, 64, torch.Generator().manual_seed(1), OCCLUSION_AREA)
+    x0, y0, x1, y1 = boxes.T
+    assert (boxes[~chosen] == 0).all()
+    assert ((x0 >= 0) & (y0 >= 0) & (x1 <= 64) & (y1 <= 64)).all()
+    share = ((x1 - x0) * (y1 - y0))[chosen].float() / 64**2
+    assert share.min() > 0.5 * OCCLUSION_AREA[0] and share.max() < 1.5 * OCCLUSION_AREA[1]
+
+
+def test_blur_is_the_normalised_gaussian_kernel_and_sigma_zero_leaves_the_image() -> None:
+    x = torch.zeros(2, 1, 21, 21)
+    x[:, 0, 10, 10] = 1.0
+    out = gaussian_blur(x, torch.tensor([1.3, 0.0]))
+    offsets = np.arange(-4, 5)  # radius ceil(3 x 1.3) = 4
+    kernel = np.exp(-0.5 * (offsets / 1.3) ** 2)
+    kernel /= kernel.sum()
+    expected = np.zeros((21, 21))
+    expected[6:15, 6:15] = np.outer(kernel, kernel)
+    np.testing.assert_allclose(out[0, 0].numpy(), expected, atol=1e-7)
+    assert torch.equal(out[1], x[1])
+
+
+@pytest.mark.parametrize("geometry", [False, True])
+def test_occlusion_blur_and_noise_leave_the_landmarks_unchanged(geometry: bool) -> None:
+    images = torch.randint(0, 255, (8, 32, 32, 3), dtype=torch.uint8)
+    points = (torch.rand(8, 5, 2) - 0.5) * 0.6
+    moves = (
+        dict(rotation=20.0, scale=0.1, shift=0.05)
+        if geometry
+        else dict(rotation=0.0, scale=0.0, shift=0.0, flip=False)
+    )
+    plain = AugmentConfig(brightness=0, contrast=0, saturation=0, **moves)
+    degraded = dataclasses.replace(plain, occlusion=1.0, blur=2.0, noise=0.1)
+    x_plain, y_plain = BatchPipeline((0.5,) * 3, (0.25,) * 3, 3, plain, PERM, 4).train_batch(
+        images, points
+    )
+    x, y = BatchPipeline((0.5,) * 3, (0.25,) * 3, 3, degraded, PERM, 4).train_batch(images, points)
+    assert torch.equal(y, y_plain)
+    if not geometry:
+        assert torch.equal(y, points)
+    assert not torch.equal(x, x_plain)  # the pixels did change
+
+
+def test_noise_is_zero_mean_with_a_per_image_std_up_to_its_key() -> None:
+    images = torch.randint(0, 255, (16, 48, 48, 3), dtype=torch.uint8)
+    still = AugmentConfig(rotation=0.0, scale=0.0, shift=0.0, flip=False, brightness=0.0)
+    still = dataclasses.replace(still, contrast=0.0, saturation=0.0)
+    noisy = dataclasses.replace(still, noise=0.1)
+    pipeline = BatchPipeline((0.5,) * 3, (0.25,) * 3, 3, noisy, PERM, 7)
+    difference = pipeline.train_batch(images, torch.zeros(16, 5, 2))[0] - pipeline(images)
+    std = difference.flatten(1).std(dim=1)  # in normalised units: pixel-range std / 0.25
+    assert std.max() < 1.05 * 0.1 / 0.25 and std.min() >= 0
+    assert abs(float(difference.mean())) < 0.01

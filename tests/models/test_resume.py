@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,8 +21,10 @@ from models.guard import KILL_STEP_ENV
 from tests.helpers import write_faces
 
 # 48 images, 7 of them validation: 41 training images = 6 batches of 8 (the last one 1 image,
-# dropped) -> 5 steps an epoch. Dropout and augmentation draw from the torch and pipeline RNGs;
-# the cosine schedule steps every batch; the second stage switches to SGD.
+# dropped) -> 5 steps an epoch. Dropout and augmentation (blur, noise and occlusion included)
+# draw from the torch and pipeline RNGs; the cosine schedule steps every batch behind a warm-up
+# of 8 steps that the kill at step 8 interrupts; the weights' EMA is checkpointed; the second
+# stage switches to SGD.
 CONFIG = """
 [defaults]
 crop_size = 24
@@ -29,16 +32,28 @@ batch_size = 8
 val_fraction = 0.15
 device = "cpu"
 checkpoint_every = 3
+ema_decay = 0.9
+restarts = 0
+augment = {occlusion = 0.5, blur = 1.0, noise = 0.05}
 
 [[run]]
 name = "r"
 arch = "small_cnn_basic"
 head_hidden = [16]
 head_dropout = 0.2
-stages = [
-  {epochs = 2, optimizer = "adam", lr = 0.003, scheduler = "cosine-warm-restarts", t0 = 1},
-  {epochs = 1, optimizer = "sgd", lr = 0.001, scheduler = "step"},
-]
+
+[[run.stages]]
+epochs = 2
+optimizer = "adam"
+lr = 0.003
+scheduler = "cosine-warm-restarts"
+warmup_epochs = 1.5
+
+[[run.stages]]
+epochs = 1
+optimizer = "sgd"
+lr = 0.001
+scheduler = "step"
 """
 TIMING = ["seconds", "images_per_s"]
 
@@ -80,12 +95,14 @@ def test_killed_run_left_a_mid_epoch_checkpoint(runs) -> None:
 def test_resumed_run_matches_the_uninterrupted_run_bit_for_bit(runs) -> None:
     data, config, whole, killed = runs
     train_all(data, config, killed.parent, "--resume")
+    assert json.loads((killed / "summary.json").read_text())["resumed"]
     for name in ("last.pt", "best.pt"):
         a = torch.load(whole / "checkpoints" / name, weights_only=True)
         b = torch.load(killed / "checkpoints" / name, weights_only=True)
-        assert a["model"].keys() == b["model"].keys()
-        for key in a["model"]:
-            assert torch.equal(a["model"][key], b["model"][key]), (name, key)
+        for weights in ("model", "ema"):
+            assert a[weights].keys() == b[weights].keys()
+            for key in a[weights]:
+                assert torch.equal(a[weights][key], b[weights][key]), (name, weights, key)
         assert a["step"] == b["step"] == 15
         assert torch.equal(a["pipeline_rng"], b["pipeline_rng"])
         assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])

@@ -22,6 +22,7 @@ from tests.helpers import direct_score, write_faces
 
 CONFIG = """
 [defaults]
+restarts = 0  # health and restarts are tested in tests/models/test_health.py
 crop_size = 32
 batch_size = 16
 val_fraction = 0.15
@@ -108,6 +109,10 @@ def test_train_all_writes_every_run_file(trained) -> None:
         "val_mae",
         "val_nme",
         "val_pck",
+        "val_auc08",
+        "val_fr08",
+        "val_auc10",
+        "val_fr10",
         "val_nme_norm",
         "seconds",
         "images_per_s",

@@ -6,13 +6,18 @@ import numpy as np
 import pytest
 
 from ensemble.competition.landmark_metrics import (
+    FAILURE_THRESHOLDS,
+    ced,
+    ced_auc,
     default_eyes,
+    failure_rate,
     masked_mae,
     masked_mse,
     masked_nme,
     masked_pck,
     masked_rmse,
     metric_report,
+    per_image_nme,
 )
 from ensemble.competition.metric import leaderboard_mse
 
@@ -111,3 +116,38 @@ def test_default_eyes() -> None:
     assert report.nme_norm == "bbox" and report.rows_normalised == 2
     assert report.nme == pytest.approx((1.5 / 2 + (1 / 3) / np.sqrt(3)) / 2)
     assert metric_report(PRED, TRUTH, eyes=(0, 1)).nme_norm == "inter-ocular"
+
+
+def test_ced_auc_and_failure_rate_against_numpy_integration() -> None:
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0, 100, size=(300, 6, 2))
+    predicted = truth + rng.normal(0, 4, size=truth.shape) * rng.uniform(0.2, 3, (300, 1, 1))
+    truth[7, 0] = np.nan  # a missing eye point: image 7 has no inter-ocular NME
+    eyes = (0, 1)
+    nme = per_image_nme(predicted, truth, eyes)
+    # by hand: per image, mean point distance over labelled points / eye distance
+    for row in (0, 150, 299):
+        distance = np.linalg.norm(predicted[row] - truth[row], axis=1)
+        size = np.linalg.norm(truth[row, 0] - truth[row, 1])
+        assert nme[row] == pytest.approx(distance.mean() / size, rel=1e-12)
+    assert np.isnan(nme[7])
+    errors = nme[~np.isnan(nme)]
+    grid = np.linspace(0, 0.1, 200_001)
+    curve = ced(nme, grid)
+    np.testing.assert_array_equal(curve[::5000], [(errors <= x).mean() for x in grid[::5000]])
+    for threshold in FAILURE_THRESHOLDS:
+        inside = grid <= threshold
+        numeric = np.trapezoid(curve[inside], grid[inside]) / threshold
+        assert ced_auc(nme, threshold) == pytest.approx(numeric, abs=2e-5)
+        assert failure_rate(nme, threshold) == pytest.approx((errors > threshold).mean())
+    report = metric_report(predicted, truth, eyes)
+    assert report.auc_08 == pytest.approx(ced_auc(nme, 0.08))
+    assert report.fr_10 == pytest.approx((errors > 0.10).mean())
+    assert 0 < report.fr_10 < report.fr_08 < 1 and 0 < report.auc_08 < report.auc_10 < 1
+
+
+def test_auc_is_one_for_a_perfect_prediction_and_zero_beyond_the_threshold() -> None:
+    truth = np.random.default_rng(0).uniform(0, 50, size=(4, 5, 2))
+    assert ced_auc(per_image_nme(truth, truth, None), 0.08) == 1.0
+    far = per_image_nme(truth + 1000.0, truth, None)
+    assert ced_auc(far, 0.08) == 0.0 and failure_rate(far, 0.08) == 1.0
