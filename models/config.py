@@ -18,7 +18,7 @@ from typing import Any
 from ensemble.errors import InputError
 
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "radam")
-SCHEDULER_NAMES = ("cosine-warm-restarts", "step", "plateau", "onecycle", "none")
+SCHEDULER_NAMES = ("cosine", "cosine-warm-restarts", "step", "plateau", "onecycle", "none")
 LOSS_NAMES = ("mse", "smooth_l1", "l1", "wing")
 DEVICES = ("auto", "cpu", "cuda")
 UNCERTAINTY_NAMES = ("none", "gaussian", "laplace")
@@ -124,7 +124,7 @@ class StageConfig:
     scheduler: str = key("none", _choice(SCHEDULER_NAMES), "learning-rate schedule")
     t0: int = key(1, _integer(1), "cosine-warm-restarts: epochs of the first cycle")
     t_mult: int = key(2, _integer(1), "cosine-warm-restarts: cycle length factor")
-    eta_min: float = key(0.0, _number(0), "cosine-warm-restarts: lowest lr")
+    eta_min: float = key(0.0, _number(0), "cosine, cosine-warm-restarts: lowest lr")
     step_size: int = key(1, _integer(1), "step: epochs between lr cuts")
     gamma: float = key(0.1, _number(0, 1, open_low=True), "step: lr factor per cut")
     plateau_patience: int = key(1, _integer(0), "plateau: epochs without gain before a cut")
@@ -202,7 +202,7 @@ class RunConfig:
     wing_epsilon: float = key(0.01, _number(0, open_low=True), "wing: epsilon")
     grad_clip: float = key(1.0, _number(0), "clip the gradient's global norm to this (0 = off)")
     ema_decay: float = key(
-        0.0,
+        0.999,
         _number(0, 1 - 1e-9),
         "exponential moving average of the weights per step (0 = off); validation, best.pt, "
         "predictions and the submission use the averaged weights",

@@ -121,6 +121,13 @@ def _cosine(optimizer, stage: StageConfig, steps_per_epoch: int) -> Schedule:
     return Schedule(scheduler, per_batch=True, fractional=True)
 
 
+def _cosine_decay(optimizer, stage: StageConfig, steps_per_epoch: int) -> Schedule:
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=stage.epochs * steps_per_epoch, eta_min=stage.eta_min
+    )
+    return Schedule(scheduler, per_batch=True)
+
+
 def _step(optimizer, stage: StageConfig, steps_per_epoch: int) -> Schedule:
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, stage.step_size, stage.gamma)
     return Schedule(scheduler)
@@ -144,6 +151,7 @@ def _onecycle(optimizer, stage: StageConfig, steps_per_epoch: int) -> Schedule:
 
 
 SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, StageConfig, int], Schedule]] = {
+    "cosine": _cosine_decay,
     "cosine-warm-restarts": _cosine,
     "step": _step,
     "plateau": _plateau,

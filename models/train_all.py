@@ -130,8 +130,9 @@ def restart_poor_runs(
     jobs: int,
     datasets: dict[int, RunData | str],
 ) -> dict[str, RunOutcome]:
-    """Judge every finished run (models.health); train each poor run again with the next seed,
-    up to its `restarts`, and keep the better attempt. Every summary gets its `health`.
+    """Judge every finished run (ensemble.competition.health); train each poor run again with
+    the next seed, up to its `restarts`, and keep the better attempt. Every summary gets its
+    `health`.
 
     A restart trains in RUNS/.restarts/<run>/; the attempt that loses goes to
     RUN/discarded/seed<s>/ without its checkpoints, and summary.json lists every `attempts`.

@@ -168,7 +168,7 @@ SEVEN = [N_OVAL, N_OVAL + 1, N_OVAL + 2, N_OVAL + 3, N_OVAL + 4, N_OVAL + 5, 2]
 
 SEVEN_CONFIG = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 32
 batch_size = 16
 val_fraction = 0.25

@@ -31,15 +31,23 @@ class PoorRuns:
         ]
         if self.score_without is None:
             return [*out, "every input is poor: train them again (ens train-all, restarts)"]
-        change = 100 * (self.score_with - self.score_without) / self.score_without
         names = ", ".join(self.health)
+        if all(self.weights[name] < 1e-6 for name in self.health):
+            return [*out, f"the fit gives {names} no weight: the blend is the same without"]
+        change = 100 * (self.score_with - self.score_without) / self.score_without
         how = "the fit redone" if fitted else "the other weights renormalised"
-        verdict = f"costs {change:.2f}%" if change > 0 else f"gains {-change:.2f}%"
+        subject = "it" if len(self.health) == 1 else "they"
+        if abs(change) < 0.005:
+            verdict = "change nothing" if subject == "they" else "changes nothing"
+        elif change > 0:
+            verdict = f"{'cost' if subject == 'they' else 'costs'} {change:.2f}%"
+        else:
+            verdict = f"{'gain' if subject == 'they' else 'gains'} {-change:.2f}%"
         line = (
             f"on validation the blend scores {self.score_with:.6g} with {names} and "
-            f"{self.score_without:.6g} without ({how}): {names} {verdict}"
+            f"{self.score_without:.6g} without ({how}): {subject} {verdict}"
         )
-        if fitted and change <= 0:
+        if fitted and change < -0.005:
             line += ", in-sample (a fit never loses on the images it is fitted on)"
         return [*out, line]
 

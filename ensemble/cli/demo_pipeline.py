@@ -95,13 +95,16 @@ def _score_weighted_val(runs_dir: Path, data: Path, weights_by_run: dict[str, fl
 
 
 def closing_table(directory: Path, data: Path, runs_dir: Path) -> pd.DataFrame:
-    """Val, public and private MSE of the baseline, every run and both blends."""
+    """Val, public and private MSE of the baseline, every run (with its health) and both
+    blends."""
     from ensemble.blend.weights import weights_from_scores
+    from ensemble.competition.health import run_health
     from ensemble.competition.leaderboard import score_files
 
     scores = read_scores(runs_dir / "scores.csv")
+    health = {name: h.status for name, h in run_health(find_runs(runs_dir)).items()}
     rows = [
-        {"name": run, "val": val, "public": public, "private": private}
+        {"name": run, "val": val, "public": public, "private": private, "health": health[run]}
         for run, val, public, private in scores[["run", "val", "public", "private"]].itertuples(
             index=False
         )
@@ -122,9 +125,13 @@ def closing_table(directory: Path, data: Path, runs_dir: Path) -> pd.DataFrame:
             "val": baseline_val,
             "public": baseline.public,
             "private": baseline.private,
+            "health": "",
         },
     )
     for name, (file_name, val) in blends.items():
         result = score_files([directory / file_name], data)[0]
-        rows.append({"name": name, "val": val, "public": result.public, "private": result.private})
+        rows.append(
+            {"name": name, "val": val, "public": result.public, "private": result.private}
+            | {"health": ""}
+        )
     return pd.DataFrame(rows)

@@ -62,7 +62,7 @@ def judge(val_score: float, baseline: float | None, siblings: list[float]) -> He
         median = statistics.median(others)
         if val_score > POOR_SIBLING_FACTOR * median:
             reasons.append(
-                f"val score {val_score:.4g} is {val_score / median:.1f}x the median of the other "
+                f"val score {val_score:.4g} is {val_score / median:.2f}x the median of the other "
                 f"runs ({median:.4g})"
             )
     if reasons:

@@ -25,7 +25,7 @@ from tests.helpers import fails_cleanly, write_faces
 FKD_INPUTS = ["--test", "fkd/test.csv", "--lookup", "fkd/IdLookupTable.csv", "-o", "out"]
 TINY_RUNS = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 32
 batch_size = 16
 val_fraction = 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from ensemble.cli.demo_pipeline import FIT_BLEND, SCORE_BLEND, closing_table
 
 TINY_CONFIG = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 32
 batch_size = 16
 val_fraction = 0.25
@@ -65,6 +66,9 @@ def test_demo_runs_every_stage_and_reuses_on_rerun(tmp_path: Path) -> None:
     ]
     runs = table.set_index("name").loc[["cnn_a", "cnn_b"]]
     np.testing.assert_allclose(runs["public"], scores.set_index("run")["public"], rtol=1e-5)
+    for run in ("cnn_a", "cnn_b"):
+        summary = json.loads((out / "runs" / run / "summary.json").read_text())
+        assert runs.loc[run, "health"] == summary["health"]["status"]
 
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0, second.output

@@ -22,7 +22,7 @@ from ensemble.synthetic.fkd import make_fkd_demo
 
 CONFIG = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 96
 in_channels = 1
 batch_size = 16

@@ -79,8 +79,8 @@ RUN = '[[run]]\nname = "r1"\narch = "resnet18"\n'
         (RUN + "stages = [{epochs = 0}]\n", r"bad value 0 for 'stages\[0\].epochs'"),
         (RUN + "stages = [{epoch = 2}]\n", r"unknown key 'stages\[0\].epoch'; allowed: .*'epochs'"),
         (
-            RUN + "stages = [{epochs = 2, scheduler = 'cosine'}]\n",
-            r"'stages\[0\].scheduler'; allowed: one of \['cosine-warm-restarts', 'step'",
+            RUN + "stages = [{epochs = 2, scheduler = 'cosine-annealing'}]\n",
+            r"'stages\[0\].scheduler'; allowed: one of \['cosine', 'cosine-warm-restarts', 'step'",
         ),
         (RUN + "augment = {rotate = 3}\n", r"unknown key 'augment.rotate'"),
         (RUN + "augment = {rotation = -3}\n", r"bad value -3 for 'augment.rotation'"),

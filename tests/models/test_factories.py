@@ -48,6 +48,8 @@ def scheduler_lr(name: str, epoch: int, batch: int) -> float:
         return LR
     if name == "step":  # step_size 1, gamma 0.5
         return LR * 0.5**epoch
+    if name == "cosine":  # one half cosine over the stage's steps, to eta_min 0
+        return _cosine(LR, 0.0, step / (EPOCHS * STEPS))
     if name == "cosine-warm-restarts":  # t0 1, t_mult 2: cycles [0, 1), [1, 3), ...
         t = epoch + batch / STEPS
         start, length = (0.0, 1.0) if t < 1 else (1.0, 2.0)

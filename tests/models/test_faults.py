@@ -24,7 +24,7 @@ from tests.helpers import write_faces
 # one image is dropped); no schedule, so the lr column shows the rollback's reduction directly.
 CONFIG = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 24
 batch_size = 8
 val_fraction = 0.15

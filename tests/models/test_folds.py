@@ -21,7 +21,7 @@ from tests.helpers import direct_score, write_faces
 
 CONFIG = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 32
 batch_size = 16
 folds = 3

@@ -26,7 +26,7 @@ from tests.helpers import write_faces
 # 6). A window of 4 arms the guard from the 5th step.
 CONFIG = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 24
 batch_size = 8
 val_fraction = 0.15
@@ -188,7 +188,7 @@ def test_spent_rollbacks_end_the_run_on_its_best_checkpoint(
 
 TWO_RUNS = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 24
 batch_size = 8
 device = "cpu"

@@ -17,7 +17,7 @@ from tests.helpers import write_faces
 
 CONFIG = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 24
 batch_size = 8
 device = "cpu"

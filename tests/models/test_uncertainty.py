@@ -90,7 +90,7 @@ def test_flip_tta_combines_the_views_sigmas() -> None:
 
 CONFIG = """
 [defaults]
-restarts = 0  # health and restarts are tested in tests/models/test_health.py
+restarts = 0  # health and restarts are tested in tests/models/test_restarts.py
 crop_size = 32
 batch_size = 16
 val_fraction = 0.2
