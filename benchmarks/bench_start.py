@@ -7,7 +7,9 @@ uniformity --test-points FILE` on a full-size test_points.csv (99,819 rows of 30
 writes them) and, beside it, the plain pandas script (read_csv each, weighted sum in order,
 round, to_csv) as a process, with a check that both wrote identical numbers; and `ens score`
 of one full-size submission against a full-size demo truth (benchmarks/bench_score.py: 734 MB
-of test/landmarks.csv), with a check of the scores.
+of test/landmarks.csv), with a check of the scores, beside the pandas way of scoring as a
+process (read_csv the truth, test_points.csv and the submission, pick the requested points,
+the mean squared error of each half).
 
     .venv/bin/python benchmarks/bench_start.py
     .venv/bin/python benchmarks/bench_start.py --rows 20000 --repeats 5 --no-score
@@ -43,6 +45,24 @@ total = total.round(4)
 total.insert(0, "file_name", frames[0]["file_name"])
 total.to_csv(output, index=False)
 """
+PANDAS_SCORE = """
+import sys
+import numpy as np
+import pandas as pd
+from ensemble.competition.metric import public_mask
+submission, data = sys.argv[1], sys.argv[2]
+truth = pd.read_csv(data + "/test/landmarks.csv", sep="\\t", index_col="file_name")
+points = pd.read_csv(data + "/test/test_points.csv", sep="\\t")
+names = points["file_name"]
+lists = points["point_index_list"].str.strip("[]").str.split(",")
+indices = np.array([[int(i) for i in row] for row in lists])
+true = truth.loc[names].to_numpy().reshape(len(names), -1, 2)
+picked = np.take_along_axis(true, indices[:, :, None], axis=1)
+values = pd.read_csv(submission, index_col="file_name").loc[names].to_numpy()
+per_row = ((values.reshape(picked.shape) - picked) ** 2).mean(axis=(1, 2))
+public = public_mask(names.to_numpy())
+print(f"{per_row[public].mean():.4f} {per_row[~public].mean():.4f}")
+"""
 
 
 def wall_times(command: list[str], repeats: int) -> list[float]:
@@ -68,7 +88,11 @@ def same_numbers(a: Path, b: Path) -> bool:
 
 
 def main() -> None:
-    """Print the median whole-process time of each command, and the checks."""
+    """Print the median whole-process time of each command, and the checks.
+
+    Every repeat runs each command once, and the pandas scripts in the first `--pandas-repeats`
+    repeats, so that the ratios compare runs made under the same load.
+    """
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_blend import make_submissions
     from bench_score import expected_scores, make_score_data
@@ -90,6 +114,8 @@ def main() -> None:
         subs = [str(p) for p in make_submissions(folder / "subs", args.submissions, args.rows)]
         script = folder / "pandas_blend.py"
         script.write_text(PANDAS_BLEND)
+        score_script = folder / "pandas_score.py"
+        score_script.write_text(PANDAS_SCORE)
         ours, theirs = folder / "ours.csv", folder / "pandas.csv"
         commands = {
             "python -c pass (reference)": [sys.executable, "-c", "pass"],
@@ -107,21 +133,44 @@ def main() -> None:
             submission, truth = make_score_data(folder / "score", args.rows)
             score = [ENS, "score", str(submission), "--data", str(folder / "score")]
             commands[f"ens score ({args.rows:,} rows)"] = score
-        for command in commands.values():
-            wall_times(command, 1)  # warm the file cache (and build the C library if needed)
         pandas = [sys.executable, str(script), str(theirs), *subs]
-        times: dict[str, list[float]] = {label: [] for label in commands}
-        for _ in range(args.repeats):  # the commands take turns: the same load for each
+        references = {"pandas blend": pandas}
+        if not args.no_score:
+            score_data = str(folder / "score")
+            references["pandas score"] = [
+                sys.executable,
+                str(score_script),
+                str(submission),
+                score_data,
+            ]
+        for command in [*commands.values(), *references.values()]:
+            wall_times(command, 1)  # warm the file cache
+        times: dict[str, list[float]] = {label: [] for label in [*commands, *references]}
+        load_at_start = os.getloadavg()[0]
+        for repeat in range(args.repeats):  # the commands take turns: the same load for each
             for label, command in commands.items():
                 times[label] += wall_times(command, 1)
-        pandas_times = wall_times(pandas, args.pandas_repeats)
+            if repeat < args.pandas_repeats:
+                for label, command in references.items():
+                    times[label] += wall_times(command, 1)
+        pandas_times = times.pop("pandas blend")
+        if not args.no_score:
+            pandas_score_times = times.pop("pandas score")
+            pandas_scored = subprocess.run(
+                references["pandas score"], check=True, capture_output=True, text=True
+            )
+            pandas_got = [float(v) for v in pandas_scored.stdout.split()]
         identical = same_numbers(ours, theirs)
         if not args.no_score:
             output = subprocess.run(score, check=True, capture_output=True, text=True).stdout
             got = [float(v) for v in output.strip().splitlines()[-1].split()[-2:]]
             want = expected_scores(submission, truth, folder / "score")
             scores_ok = np.allclose(got, want, atol=1e-4, rtol=0)
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
+            scores_ok &= np.allclose(pandas_got, want, atol=1e-4, rtol=0)
+    print(
+        f"{os.cpu_count()} CPUs, load average {load_at_start:.2f} at the start of the timing, "
+        f"{os.getloadavg()[0]:.2f} at the end"
+    )
     for label, values in times.items():
         print(
             f"{label:40s} median {statistics.median(values):.3f} s "
@@ -135,7 +184,18 @@ def main() -> None:
     )
     print(f"ens blend is {plain / blend:.1f}x the pandas script; identical numbers: {identical}")
     if not args.no_score:
-        print(f"ens score printed {got}, numpy gives {[round(v, 4) for v in want]}: {scores_ok}")
+        scored = statistics.median(times[f"ens score ({args.rows:,} rows)"])
+        plain = statistics.median(pandas_score_times)
+        print(
+            f"{'pandas score script (process)':40s} median {plain:.3f} s "
+            f"(min {min(pandas_score_times):.3f}, max {max(pandas_score_times):.3f}, "
+            f"{len(pandas_score_times)} runs)"
+        )
+        print(f"ens score is {plain / scored:.1f}x the pandas score script")
+        print(
+            f"ens score printed {got}, pandas {pandas_got}, numpy gives "
+            f"{[round(v, 4) for v in want]}: {scores_ok}"
+        )
     if not identical or (not args.no_score and not scores_ok):
         sys.exit("a check failed")
 
