@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,13 +66,24 @@ print(f"{per_row[public].mean():.4f} {per_row[~public].mean():.4f}")
 """
 
 
+CPU_SECONDS: dict[tuple[str, ...], list[float]] = {}  # command -> CPU seconds of each run
+
+
 def wall_times(command: list[str], repeats: int) -> list[float]:
-    """Wall seconds of `command` run `repeats` times, each in a fresh process."""
+    """Wall seconds of `command` run `repeats` times, each in a fresh process.
+
+    The CPU seconds (user + system) of each run go to CPU_SECONDS: on a machine shared with
+    other jobs they vary less than the wall time.
+    """
     times = []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        CPU_SECONDS.setdefault(tuple(command), []).append(cpu)
     return times
 
 
@@ -153,9 +165,7 @@ def main() -> None:
             if repeat < args.pandas_repeats:
                 for label, command in references.items():
                     times[label] += wall_times(command, 1)
-        pandas_times = times.pop("pandas blend")
         if not args.no_score:
-            pandas_score_times = times.pop("pandas score")
             pandas_scored = subprocess.run(
                 references["pandas score"], check=True, capture_output=True, text=True
             )
@@ -171,27 +181,26 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, load average {load_at_start:.2f} at the start of the timing, "
         f"{os.getloadavg()[0]:.2f} at the end"
     )
+    by_label = {**commands, **references}
+    wall = {label: statistics.median(values) for label, values in times.items()}
+    cpu = {label: statistics.median(CPU_SECONDS[tuple(by_label[label])]) for label in times}
     for label, values in times.items():
         print(
-            f"{label:40s} median {statistics.median(values):.3f} s "
-            f"(min {min(values):.3f}, max {max(values):.3f}, {len(values)} runs)"
+            f"{label:40s} median {wall[label]:.3f} s (min {min(values):.3f}, "
+            f"max {max(values):.3f}, {len(values)} runs), CPU {cpu[label]:.3f} s"
         )
-    blend = statistics.median(times[f"ens blend ({args.submissions} files)"])
-    plain = statistics.median(pandas_times)
-    print(
-        f"{'pandas blend script (process)':40s} median {plain:.3f} s "
-        f"(min {min(pandas_times):.3f}, max {max(pandas_times):.3f}, {len(pandas_times)} runs)"
-    )
-    print(f"ens blend is {plain / blend:.1f}x the pandas script; identical numbers: {identical}")
+    pairs = [("pandas blend", f"ens blend ({args.submissions} files)")]
     if not args.no_score:
-        scored = statistics.median(times[f"ens score ({args.rows:,} rows)"])
-        plain = statistics.median(pandas_score_times)
+        pairs.append(("pandas score", f"ens score ({args.rows:,} rows)"))
+    for reference, ours_label in pairs:
+        ratio_wall = wall[reference] / wall[ours_label]
+        ratio_cpu = cpu[reference] / cpu[ours_label]
         print(
-            f"{'pandas score script (process)':40s} median {plain:.3f} s "
-            f"(min {min(pandas_score_times):.3f}, max {max(pandas_score_times):.3f}, "
-            f"{len(pandas_score_times)} runs)"
+            f"{ours_label} against the {reference} script: {ratio_wall:.1f}x in wall time, "
+            f"{ratio_cpu:.1f}x in CPU time"
         )
-        print(f"ens score is {plain / scored:.1f}x the pandas score script")
+    print(f"blend: identical numbers: {identical}")
+    if not args.no_score:
         print(
             f"ens score printed {got}, pandas {pandas_got}, numpy gives "
             f"{[round(v, 4) for v in want]}: {scores_ok}"
