@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis.plots import DPI
+from ensemble.errors import InputError
 from ensemble.io.atomic import atomic_path
 
 LABEL_COLOUR = "#ff1744"
@@ -18,15 +19,13 @@ COLUMNS = 4
 
 def _load(path: Path) -> tuple[np.ndarray | None, str]:
     """The image as RGB pixels, or None and why not."""
-    from PIL import Image, UnidentifiedImageError
+    from ensemble.io.images import open_image
 
-    if not path.is_file():
-        return None, "image not found"
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return np.asarray(image.convert("RGB")), ""
-    except (UnidentifiedImageError, OSError) as error:
-        return None, f"cannot read image: {error}"
+    except InputError as error:
+        return None, error.problem
 
 
 def _limits(image: np.ndarray | None, shapes: list[np.ndarray]) -> tuple[float, ...]:

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from ensemble.blend import blend_submissions
-from ensemble.io.checks import point_columns
-from ensemble.io.submission_set import SubmissionSet, write_values
+from ensemble.blend.combine import weighted_mean
+from ensemble.io.submission import write_submission
+from ensemble.io.submission_set import SubmissionSet
 
 K = 30
 
@@ -35,11 +36,10 @@ def make_submissions(folder: Path, count: int, rows: int, seed: int = 0) -> list
     rng = np.random.default_rng(seed)
     names = [f"{i:08x}.jpg" for i in rng.permutation(4 * rows)[:rows]]
     base = rng.uniform(100, 1200, size=(2 * K, rows))
-    header = ["file_name", *point_columns(K)]
     paths = []
     for number in range(count):
         path = folder / f"sub{number}.csv"
-        write_values(path, header, names, base + rng.normal(0, 3, size=base.shape))
+        write_submission(path, names, (base + rng.normal(0, 3, size=base.shape)).T)
         paths.append(path)
     return paths
 
@@ -107,11 +107,13 @@ def main() -> None:
         weights /= weights.sum()
         ours_out, pandas_out = folder / "ours.csv", folder / "pandas.csv"
         ours, ours_cpu = _timed(lambda: blend_submissions(paths, weights, ours_out), args.repeats)
-        reading, _ = _timed(lambda: SubmissionSet(paths).weighted_sum(weights), args.repeats)
+        reading, _ = _timed(
+            lambda: weighted_mean((i.values for i in SubmissionSet(paths).iter_values()), weights),
+            args.repeats,
+        )
         result = blend_submissions(paths, weights)
-        header = SubmissionSet(paths[:1]).header
         writing, _ = _timed(
-            lambda: write_values(folder / "write.csv", header, result.file_names, result.columns),
+            lambda: write_submission(folder / "write.csv", result.file_names, result.columns.T),
             args.repeats,
         )
         plain, _ = _timed(lambda: pandas_blend(paths, weights, pandas_out), args.pandas_repeats)
@@ -141,7 +143,7 @@ def main() -> None:
     )
     print(f"speed-up: {plain_median / ours_median:.1f}x; identical numbers: {identical}")
     print(
-        f"ens blend (fresh process: interpreter, imports, loading the compiled C library): "
+        f"ens blend (fresh process: interpreter and imports included): "
         f"median {statistics.median(cli):.3f} s wall (runs: {', '.join(f'{t:.2f}' for t in cli)})"
     )
     print(

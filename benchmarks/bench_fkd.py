@@ -18,7 +18,7 @@ import numpy as np
 from ensemble.fkd.exporter import export_fkd
 from ensemble.fkd.importer import import_fkd
 from ensemble.fkd.layout import ALWAYS_LABELLED, KEYPOINTS, coordinate_columns
-from ensemble.fkd.tables import write_submission_missing
+from ensemble.io.submission import write_submission
 from ensemble.io.test_points import read_test_points
 
 GREY = np.array([str(v) for v in range(256)], dtype=object)
@@ -79,7 +79,7 @@ def main() -> None:
         )
         points = read_test_points(root / "data/test/test_points.csv", n_points=15, ragged=True)
         values = np.where(np.repeat(points.mask[..., None], 2, axis=2), 48.0, np.nan)
-        write_submission_missing(root / "sub.csv", points.file_names, values)
+        write_submission(root / "sub.csv", points.file_names, values)
         start = time.perf_counter()
         rows = export_fkd(root / "sub.csv", root / "IdLookupTable.csv", root / "kaggle.csv")
         print(f"export_fkd: {rows} rows in {time.perf_counter() - start:.2f} s")

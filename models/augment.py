@@ -139,12 +139,6 @@ def inverse_permutation(perm: torch.Tensor) -> torch.Tensor:
     return inverse
 
 
-def flip_points(targets: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """Landmarks of the mirrored image: x -> -x, and point i becomes landmark perm[i]."""
-    mirrored = targets * torch.tensor([-1.0, 1.0], device=targets.device, dtype=targets.dtype)
-    return mirrored[:, inverse_permutation(perm)]
-
-
 def unflip_points(predicted: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     """Map landmarks predicted on a mirrored image back to the original image (inverse of flip)."""
     mirrored = predicted * torch.tensor([-1.0, 1.0], device=predicted.device, dtype=predicted.dtype)

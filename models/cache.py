@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from ensemble.errors import InputError
 from ensemble.io.data_folder import LANDMARKS, TEST_POINTS, DataFolder
+from ensemble.io.images import IMAGE_NOT_FOUND, open_image
 from ensemble.io.landmarks import read_landmarks
 from ensemble.io.test_points import read_test_points
 from models.geometry import letterbox_geometry
@@ -113,17 +114,12 @@ def fingerprint(data_dir: str | Path, split: str, size: int, file_names: np.ndar
 
 def load_image(path: Path, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Decode one image and letterbox it: (S, S, 3) uint8, its geometry row, (width, height)."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            new_w, new_h, geometry = letterbox_geometry(width, height, size)
-            drafted = image.draft("RGB", (2 * new_w, 2 * new_h))
-            box = drafted[1] if drafted else (0, 0, width, height)
-            resized = image.convert("RGB").resize((new_w, new_h), Image.BILINEAR, box=box)
-    except FileNotFoundError:
-        raise InputError(path, "image file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise InputError(path, f"cannot decode image: {error}") from None
+    with open_image(path) as image:
+        width, height = image.size
+        new_w, new_h, geometry = letterbox_geometry(width, height, size)
+        drafted = image.draft("RGB", (2 * new_w, 2 * new_h))
+        box = drafted[1] if drafted else (0, 0, width, height)
+        resized = image.convert("RGB").resize((new_w, new_h), Image.BILINEAR, box=box)
     canvas = np.empty((size, size, 3), dtype=np.uint8)
     canvas[:] = PAD_COLOUR
     left, top = int(geometry[2]), int(geometry[3])
@@ -134,9 +130,9 @@ def load_image(path: Path, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int
 def header_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from an image header, None when even the header is unreadable."""
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return image.size
-    except (UnidentifiedImageError, OSError, ValueError):
+    except InputError:
         return None
 
 
@@ -157,7 +153,7 @@ def _fill_chunk(
                 image_dir / name, size
             )
         except InputError as error:
-            if error.problem == "image file not found":
+            if error.problem == IMAGE_NOT_FOUND:
                 return start, geometry, error.path, []
             known = header_size(image_dir / name)
             geometry[offset, :4] = letterbox_geometry(*(known or (size, size)), size)[2]
@@ -232,7 +228,7 @@ def _write_cache(
     ) as bar:
         for start, rows, missing, bad in runner(jobs):
             if missing is not None:
-                raise InputError(missing, "image file not found")
+                raise InputError(missing, IMAGE_NOT_FOUND)
             geometry[start : start + len(rows)] = rows
             for row, reason in bad:
                 valid[row] = False

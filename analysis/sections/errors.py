@@ -10,6 +10,7 @@ import numpy as np
 from analysis.document import Figure, Paragraph, Section, Table, fmt
 from analysis.image_errors import PERCENTILES, WORST_PERCENT, Tail, image_mse, tail
 from analysis.inputs import runs_and_data
+from analysis.sections.registry import DEFAULTS
 from ensemble.competition.landmark_metrics import (
     BOUNDING_BOX,
     INTER_OCULAR,
@@ -23,7 +24,7 @@ from ensemble.errors import InputError
 from ensemble.io.data_folder import DataFolder
 
 TITLE = "4. Where the error lives (per-image errors, suspect labels)"
-DEFAULT_GALLERY = 8
+DEFAULT_GALLERY = DEFAULTS["gallery"]
 _TOP_ROWS = 15
 BLEND = "blend (equal weights)"
 

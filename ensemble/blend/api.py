@@ -30,10 +30,9 @@ from ensemble.competition.metric import validation_score
 from ensemble.competition.subsets import validation_subsets
 from ensemble.errors import InputError
 from ensemble.io.atomic import atomic_open, check_output
-from ensemble.io.checks import point_columns
 from ensemble.io.data_folder import DataFolder
-from ensemble.io.submission import gather_points
-from ensemble.io.submission_set import SubmissionSet, align_order, read_aligned, write_values
+from ensemble.io.submission import gather_points, write_submission
+from ensemble.io.submission_set import SubmissionSet, align_order, read_aligned
 from ensemble.io.test_points import read_test_points
 
 if TYPE_CHECKING:
@@ -98,11 +97,9 @@ def blend_submissions(
     submissions = SubmissionSet(chosen)
     stream = (item.values for item in submissions.iter_values())
     weights = raw[used] / raw.sum()
-    # every file plain, rows in the same order: summed in one compiled pass over each file
-    columns = submissions.weighted_sum(weights) if combine == "mean" else None
-    if columns is None and combine == "mean":
+    if combine == "mean":
         columns = weighted_mean(stream, weights)
-    elif columns is None:
+    else:
         first = next(stream)
         stack = np.empty((len(chosen), *first.shape))
         stack[0] = first
@@ -110,7 +107,7 @@ def blend_submissions(
             stack[number] = values
         columns = combine_stack(stack, combine, trim)
     if output is not None:
-        write_values(output, submissions.header, submissions.names_for_writing, columns, decimals)
+        write_submission(output, submissions.file_names_arrow, columns.T, decimals)
     return BlendResult(submissions.file_names, columns)
 
 
@@ -312,8 +309,7 @@ def _blend_test_points(report: FitReport, output: str | Path, decimals: int) -> 
         total += value_weights[:, :, number, None] * run_values
     total[~test_points.mask] = np.nan  # ragged padding stays empty
     columns = np.ascontiguousarray(total.reshape(len(total), -1).T)
-    header = ["file_name", *point_columns(indices.shape[1])]
-    write_values(output, header, list(test_points.file_names), columns, decimals)
+    write_submission(output, list(test_points.file_names), columns.T, decimals)
     return BlendResult(test_points.file_names, columns)
 
 

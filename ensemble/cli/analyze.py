@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from analysis.sections.registry import DEFAULTS, SECTIONS, SectionSpec
 from ensemble.cli.options import FILE, FOLDER, data_option, output_option
 
 _OPTIONS = {
@@ -26,17 +27,18 @@ _OPTIONS = {
     "alpha": click.option(
         "--alpha",
         type=click.FloatRange(0, 1, min_open=True, max_open=True),
-        help="Level of the uniformity test (default 0.01).",
+        help=f"Level of the uniformity test (default {DEFAULTS['alpha']:g}).",
     ),
     "bootstrap": click.option(
         "--bootstrap",
         type=click.IntRange(min=10),
-        help="Bootstrap resamples for the score intervals (default 1000).",
+        help=f"Bootstrap resamples for the score intervals (default {DEFAULTS['bootstrap']}).",
     ),
     "gallery": click.option(
         "--gallery",
         type=click.IntRange(1, 64),
-        help="Images per gallery of worst images and suspect labels (default 8).",
+        help="Images per gallery of worst images and suspect labels "
+        f"(default {DEFAULTS['gallery']}).",
     ),
 }
 
@@ -137,28 +139,11 @@ def analyze(ctx: click.Context, output: Path | None, **options) -> None:
     if output is None:
         raise click.UsageError("give -o REPORT (a folder) or a subcommand")
     from analysis.report import write_report
-    from analysis.sections.calibration import calibration_section
-    from analysis.sections.errors import DEFAULT_GALLERY, errors_section
-    from analysis.sections.leaderboard import leaderboard_section
-    from analysis.sections.points import points_section
-    from analysis.sections.uniformity import uniformity_section
 
     inputs = _inputs(options)
     _check_report_folder(output, inputs)
     output.mkdir(parents=True, exist_ok=True)
-    sections = [
-        uniformity_section(
-            inputs.test_points,
-            inputs.n_points,
-            options["alpha"] or 0.01,
-            output,
-            inputs.n_points_from,
-        ),
-        leaderboard_section(inputs.scores, output),
-        points_section(inputs.runs, inputs.data, output, options["bootstrap"] or 1000),
-        errors_section(inputs.runs, inputs.data, output, options["gallery"] or DEFAULT_GALLERY),
-        calibration_section(inputs.runs, inputs.data, output),
-    ]
+    sections = [spec.build(inputs, options, output) for spec in SECTIONS]
     given = {
         name: str(value)
         for name, value in vars(inputs).items()
@@ -171,98 +156,24 @@ def analyze(ctx: click.Context, output: Path | None, **options) -> None:
     click.echo(f"wrote {report} and {output / 'summary.json'}")
 
 
-@analyze.command()
-@_options("data", "runs", "test_points", "n_points", "alpha")
-@click.pass_context
-def uniformity(ctx: click.Context, **options) -> None:
-    """Point-frequency uniformity of test_points.csv (chi-square against uniform)."""
-    from analysis.sections.uniformity import uniformity_section
+def _subcommand(spec: SectionSpec) -> click.Command:
+    """`ens analyze NAME`: one section in the terminal (and its files with -o, where it has any)."""
 
-    options = _merged(ctx, options)
-    inputs = _inputs(options)
-    _print_section(
-        uniformity_section(
-            inputs.test_points,
-            inputs.n_points,
-            options["alpha"] or 0.01,
-            None,
-            inputs.n_points_from,
-        )
-    )
+    @click.pass_context
+    def run(ctx: click.Context, **options) -> None:
+        options = _merged(ctx, options)
+        inputs = _inputs(options)
+        output = options.get("output")
+        if spec.writes_files:
+            _check_report_folder(output, inputs)
+        _print_section(spec.build(inputs, options, output), in_short=bool(spec.writes_files))
 
-
-@analyze.command()
-@_options("runs", "scores")
-@click.pass_context
-def leaderboard(ctx: click.Context, **options) -> None:
-    """Fit leaderboard scores on validation scores (OLS, Theil-Sen, outliers, shake-up)."""
-    from analysis.sections.leaderboard import leaderboard_section
-
-    options = _merged(ctx, options)
-    _print_section(leaderboard_section(_inputs(options).scores, None))
+    run.__doc__ = spec.help
+    command = _options(*spec.options)(run)
+    if spec.writes_files:
+        command = output_option(spec.writes_files, kind="folder", required=False)(command)
+    return analyze.command(spec.name)(command)
 
 
-@analyze.command()
-@_options("data", "runs", "bootstrap")
-@click.pass_context
-def points(ctx: click.Context, **options) -> None:
-    """Per-point and per-region MSE of the runs' validation predictions."""
-    from analysis.sections.points import points_section
-
-    options = _merged(ctx, options)
-    inputs = _inputs(options)
-    _print_section(points_section(inputs.runs, inputs.data, None, options["bootstrap"] or 1000))
-
-
-@analyze.command()
-@_options("data", "runs", "gallery")
-@output_option(
-    "Folder for suspect_labels.csv and the gallery PNGs (default: print only).",
-    kind="folder",
-    required=False,
-)
-@click.pass_context
-def errors(ctx: click.Context, **options) -> None:
-    """Where the error lives: per-image MSE/NME tails, worst images, suspect labels.
-
-    \b
-    ens analyze errors --runs RUNS -o report    # report/suspect_labels.csv, *.png
-
-    Per run, on validation (and on test with the demo truth): P50/P90/P99 per-image MSE and
-    NME, the share of the worst 1% and 5% of images and the score without them. A label is
-    suspect when the runs agree with each other and all disagree with it.
-    """
-    from analysis.sections.errors import DEFAULT_GALLERY, errors_section
-
-    options = _merged(ctx, options)
-    inputs = _inputs(options)
-    _check_report_folder(options["output"], inputs)
-    gallery = options["gallery"] or DEFAULT_GALLERY
-    _print_section(errors_section(inputs.runs, inputs.data, options["output"], gallery), True)
-
-
-@analyze.command()
-@_options("data", "runs")
-@output_option(
-    "Folder for calibration_reliability.png (default: print only).",
-    kind="folder",
-    required=False,
-)
-@click.pass_context
-def calibration(ctx: click.Context, **options) -> None:
-    """Calibration of the sigma of runs trained with `uncertainty = "gaussian" | "laplace"`.
-
-    \b
-    ens analyze calibration --runs RUNS -o report    # report/calibration_reliability.png
-
-    Per run with sigma, on validation (and on test with the demo truth): the share of
-    coordinates inside the central 68% and 95% intervals, mean sigma, NLL, and a verdict
-    (well calibrated within 3 points of nominal, else over- or under-confident); the plot
-    bins sigma by quantiles against the observed RMS error.
-    """
-    from analysis.sections.calibration import calibration_section
-
-    options = _merged(ctx, options)
-    inputs = _inputs(options)
-    _check_report_folder(options["output"], inputs)
-    _print_section(calibration_section(inputs.runs, inputs.data, options["output"]), True)
+for _spec in SECTIONS:
+    _subcommand(_spec)

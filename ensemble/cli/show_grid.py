@@ -51,15 +51,10 @@ def _parse_values(path: Path, fields: list[str], line: int) -> np.ndarray:
 
 
 def _load_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from ensemble.io.images import open_image
 
-    if not path.is_file():
-        raise InputError(path, "image not found")
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise InputError(path, f"cannot read image: {error}") from None
+    with open_image(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def _labelled(shape: np.ndarray) -> str:

@@ -77,12 +77,6 @@ def layout_eyes(layout: Layout) -> Eyes | None:
     return left, right
 
 
-def default_eyes(n_points: int) -> Eyes | None:
-    """The eyes of the built-in layout for N (`ensemble.competition.layout.layout_for`), None
-    without."""
-    return layout_eyes(layout_for(n_points))
-
-
 def _check(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate shapes and masks; return float64 pred, truth and the present-value mask."""
     pred = np.asarray(pred, dtype=np.float64)
@@ -108,17 +102,6 @@ def masked_mse(pred: np.ndarray, truth: np.ndarray) -> float:
     """Mean squared error over the present truth values (pooled over all rows)."""
     pred, truth, present = _check(pred, truth)
     return float(np.mean((pred[present] - truth[present]) ** 2))
-
-
-def masked_rmse(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Root of the masked MSE: the Kaggle Facial Keypoints leaderboard metric."""
-    return float(np.sqrt(masked_mse(pred, truth)))
-
-
-def masked_mae(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Mean absolute error over the present truth values."""
-    pred, truth, present = _check(pred, truth)
-    return float(np.mean(np.abs(pred[present] - truth[present])))
 
 
 def _eye_groups(eyes: Eyes, k: int) -> tuple[list[int], list[int]]:

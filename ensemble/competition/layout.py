@@ -12,15 +12,16 @@ analysis call):
 
 1. `DATA/train/layout.json` when the dataset ships one (any N; format in `read_layout`);
 2. else the built-in layout for N (`BUILTIN_LAYOUTS`: the competition's 971 points, the 15
-   Kaggle Facial Keypoints);
+   Kaggle Facial Keypoints), shipped as layout files in `ensemble/competition/layouts/` and read
+   by the same reader;
 3. else a generic layout: one region "all points", its flip permutation matched freely on the
    mean shape, no eyes.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,73 +180,17 @@ def layout_problem(
     return None
 
 
-def _layout(
-    name: str,
-    spec: list[tuple[str, int]],
-    twins: dict[str, str] | None = None,
-    eyes: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
-) -> Layout:
-    regions, start = [], 0
-    for region_name, count in spec:
-        regions.append(Region(region_name, start, start + count))
-        start += count
-    pairs = None if twins is None else tuple(twins.items())
-    return Layout(name, tuple(regions), twins=pairs, eyes=eyes)
+# The layouts ens knows by their number of points, shipped as layout files beside this module
+# (read by `read_layout`, as a dataset's own train/layout.json); the only place N picks a layout.
+BUILTIN_LAYOUTS: dict[int, str] = {971: "face971.json", 15: "fkd15.json"}
+LAYOUTS_FOLDER = Path(__file__).with_name("layouts")
 
 
-# Left/right twins of the 971-point layout (as seen in the image); every other region maps onto
-# itself under a horizontal flip.
-FACE_971_TWINS = {
-    "face oval, lower left": "face oval, lower right",
-    "face oval, upper right": "face oval, upper left",
-    "left eyebrow": "right eyebrow",
-    "left nose wing": "right nose wing",
-    "left iris": "right iris",
-    "left eye": "right eye",
-    "left pupil centre": "right pupil centre",
-}
-
-FACE_971 = _layout(
-    "face971",
-    [
-        ("face oval, lower left", 64),
-        ("face oval, lower right", 64),
-        ("face oval, upper right", 72),
-        ("forehead centre", 1),
-        ("face oval, upper left", 72),
-        ("left eyebrow", 64),
-        ("right eyebrow", 64),
-        ("left nose wing", 63),
-        ("right nose wing", 63),
-        ("nose centre line", 60),
-        ("left iris", 63),
-        ("left eye", 64),
-        ("right iris", 63),
-        ("right eye", 64),
-        ("upper lip, outer", 32),
-        ("upper lip, inner", 32),
-        ("lower lip, outer", 32),
-        ("lower lip, inner", 32),
-        ("left pupil centre", 1),
-        ("right pupil centre", 1),
-    ],
-    twins=FACE_971_TWINS,
-    eyes=((969,), (970,)),  # the two pupil centres
-)
-
-
-def _fkd_layout() -> Layout:
-    from ensemble.fkd.layout import FKD_LAYOUT  # the fkd package builds on this module
-
-    return FKD_LAYOUT
-
-
-# The layouts ens knows by their number of points; the only place N picks a layout.
-BUILTIN_LAYOUTS: dict[int, Callable[[], Layout]] = {
-    FACE_971.n_points: lambda: FACE_971,
-    15: _fkd_layout,
-}
-DEFAULT_LAYOUT = FACE_971  # the competition's, where no data says what N is
+@functools.cache
+def builtin_layout(n_points: int) -> Layout | None:
+    """The built-in layout with `n_points` landmarks (`BUILTIN_LAYOUTS`), or None."""
+    name = BUILTIN_LAYOUTS.get(n_points)
+    return None if name is None else read_layout(LAYOUTS_FOLDER / name, n_points)
 
 
 def generic_layout(n_points: int) -> Layout:
@@ -255,8 +200,7 @@ def generic_layout(n_points: int) -> Layout:
 
 def layout_for(n_points: int) -> Layout:
     """The built-in layout with `n_points` landmarks (`BUILTIN_LAYOUTS`), else a generic one."""
-    known = BUILTIN_LAYOUTS.get(n_points)
-    return known() if known is not None else generic_layout(n_points)
+    return builtin_layout(n_points) or generic_layout(n_points)
 
 
 def layout_path(data_dir: str | Path) -> Path:
@@ -470,3 +414,8 @@ def region_flip_permutation(
         rows, cols = _optimal_assignment(cost)
         perm[region.start + rows] = target.start + cols
     return perm
+
+
+FACE_971 = layout_for(971)  # the competition's layout (layouts/face971.json)
+FACE_971_TWINS = dict(FACE_971.twins or ())
+DEFAULT_LAYOUT = FACE_971  # where no data says what N is

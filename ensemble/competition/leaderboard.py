@@ -12,7 +12,8 @@ from ensemble.competition.metric import LeaderboardScore, score_values
 from ensemble.errors import InputError
 from ensemble.io.checks import row_index
 from ensemble.io.data_folder import DataFolder
-from ensemble.io.landmarks import read_landmarks, read_landmarks_at, read_landmarks_header
+from ensemble.io.landmark_picks import read_landmarks_at
+from ensemble.io.landmarks import read_landmarks, read_landmarks_header
 from ensemble.io.submission import gather_points, read_submission
 from ensemble.io.test_points import read_test_points
 

@@ -101,17 +101,6 @@ def check_submission_fits(submission: Submission, test_points: TestPoints, path:
         raise InputError(path, "missing value for a requested point", row + 2)
 
 
-def score_submission(
-    submission: Submission,
-    test_points: TestPoints,
-    true_points: np.ndarray,
-    path: str = "<submission>",
-) -> LeaderboardScore:
-    """Score a submission against the hidden truth (n, N, 2) aligned with test_points rows."""
-    truth = gather_points(true_points, test_points.indices)
-    return score_values(submission, test_points, truth, path)
-
-
 def score_values(
     submission: Submission,
     test_points: TestPoints,

@@ -23,8 +23,8 @@ from ensemble.fkd.kaggle_files import (
     train_file_name,
 )
 from ensemble.fkd.layout import IMAGE_SIZE, KEYPOINTS, N_KEYPOINTS
-from ensemble.fkd.tables import write_landmarks_missing
 from ensemble.io.data_folder import DataFolder
+from ensemble.io.landmarks import write_landmarks
 from ensemble.io.test_points import write_test_points
 
 FORMAT_NAME = "kaggle-facial-keypoints"
@@ -99,7 +99,7 @@ def _write_train(training_csv: Path, out: DataFolder) -> tuple[int, int]:
             chunks.append(chunk.points)
             bar.update(len(chunk.images))
     points = np.concatenate(chunks)
-    write_landmarks_missing(out.train_landmarks, names, points)
+    write_landmarks(out.train_landmarks, names, points, allow_missing=True)
     complete = int(np.isfinite(points).all(axis=(1, 2)).sum())
     return len(names), complete
 

@@ -37,12 +37,6 @@ def labels_for(path: str | Path, file_names: np.ndarray) -> np.ndarray:
     return landmarks.points[[position[name] for name in file_names]]
 
 
-def align_predictions(runs: list[RunFolder]) -> tuple[np.ndarray, np.ndarray]:
-    """Validation predictions of all runs on their common images: (names, (R, n, N, 2))."""
-    names, aligned = _aligned(runs)
-    return names, np.stack([item.points for item in aligned])
-
-
 def _aligned(runs: list[RunFolder]) -> tuple[np.ndarray, list[Predictions]]:
     """Each run's validation predictions on the runs' common images, sorted by name."""
     paths = [run.val_predictions_path for run in runs]

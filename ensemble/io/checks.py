@@ -2,14 +2,17 @@
 
 Every reader of the competition formats (`ensemble.io.landmarks`, `ensemble.io.test_points`,
 `ensemble.io.submission`) validates its input and raises `InputError` naming the file, the
-line (1-based, the header is line 1) and the problem. Files are UTF-8 text; a UTF-8 byte-order
-mark (as Excel writes) is skipped. Coordinates must be finite with magnitude at most
-`MAX_COORDINATE`. Every writer is atomic.
+line (1-based, the header is line 1) and the problem: pyarrow reads a good file in one pass,
+and a file it rejects is read again line by line (`data_rows`) to say where and why. Files are
+UTF-8 text; a UTF-8 byte-order mark (as Excel writes) is skipped. Coordinates must be finite
+with magnitude at most `MAX_COORDINATE`. Every writer is atomic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import csv
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,10 +21,7 @@ import numpy as np
 from ensemble.errors import InputError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-# pandas is imported by the functions that use it: the compiled readers of the plain files
-# (ensemble.io.native) do not need it, and importing it takes 0.2 s.
+    import pyarrow as pa
 
 FILE_COLUMN = "file_name"
 MAX_COORDINATE = 1e6  # pixels: a larger magnitude is no plausible landmark coordinate
@@ -91,6 +91,7 @@ def read_first_line(path: Path) -> str:
 
 
 def read_header(path: Path, sep: str) -> list[str]:
+    """The header's fields split on `sep`; InputError on an empty file."""
     first = read_first_line(path)
     if not first.strip():
         raise InputError(path, "file is empty (expected a header line)", line=1)
@@ -132,54 +133,73 @@ def _unquote(field: str) -> str:
     return field
 
 
-def check_file_names(path: Path, names: pd.Series, first_line: int, seen: dict) -> None:
-    """Reject empty and duplicate file names; `seen` maps name -> line across chunks."""
-    blank = names.isna() | (names.astype(str).str.strip() == "")
-    if blank.any():
-        row = int(np.flatnonzero(blank.to_numpy())[0])
-        raise InputError(path, "empty file name", first_line + row)
-    for offset, name in enumerate(names.tolist()):
-        previous = seen.get(name)
-        if previous is not None:
-            raise InputError(
-                path,
-                f"duplicate file name {quoted(name)} (first seen on line {previous})",
-                first_line + offset,
-            )
-        seen[name] = first_line + offset
+def check_name(path: Path, name: str, line: int, seen: dict[str, int]) -> None:
+    """Reject an empty or repeated file name; `seen` maps each name to its line so far."""
+    if not name.strip():
+        raise InputError(path, "empty file name", line)
+    previous = seen.get(name)
+    if previous is not None:
+        raise InputError(
+            path, f"duplicate file name {quoted(name)} (first seen on line {previous})", line
+        )
+    seen[name] = line
 
 
-def pandas_reader(path: Path, sep: str, chunksize: int | None):
-    """A pandas reader that keeps every line (blank lines are errors, not skipped)."""
-    import pandas as pd
+def check_names(path: Path, names: pa.Array | pa.ChunkedArray, first_line: int = 2) -> None:
+    """Reject empty and duplicate file names of a whole column (the line of the first bad one)."""
+    import pyarrow.compute as pc
 
-    return pd.read_csv(
-        path,
-        sep=sep,
-        header=0,
-        dtype={FILE_COLUMN: str},
-        skip_blank_lines=False,
-        keep_default_na=False,
-        na_values=[""],
-        chunksize=chunksize,
-        engine="c",
-        on_bad_lines="error",
-        quoting=3,  # csv.QUOTE_NONE: the formats never quote
-    )
+    from ensemble.io.arrow_arrays import to_numbers
+
+    blank = np.flatnonzero(to_numbers(pc.utf8_length(pc.utf8_trim_whitespace(names))) == 0)
+    if len(blank):
+        raise InputError(path, "empty file name", int(blank[0]) + first_line)
+    if pc.count_distinct(names).as_py() < len(names):
+        seen: dict[str, int] = {}
+        for line, name in enumerate(names.to_pylist(), start=first_line):
+            check_name(path, name, line, seen)
+
+
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.I)
+
+
+def number_problem(field: str, column: str) -> str | None:
+    """Why a text cell is no coordinate (as pyarrow parses numbers), or None when it is one."""
+    if not _NUMBER.fullmatch(field):
+        return f"non-numeric value {quoted(field)} in column '{column}'"
+    value = float(field)
+    return None if abs(value) <= MAX_COORDINATE else value_problem(value, column)
+
+
+def data_rows(path: Path, sep: str, csv_quotes: bool = False) -> Iterator[tuple[int, list[str]]]:
+    """(line, fields) of every line after the header: the reader of the explaining passes.
+
+    The file is checked to be UTF-8 first. `csv_quotes`: fields in double quotes are read
+    without them (CSV), else a quote is an ordinary character. A blank line gives [].
+    """
+    check_utf8(path)
+    quoting = csv.QUOTE_MINIMAL if csv_quotes else csv.QUOTE_NONE
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = csv.reader(handle, delimiter=sep, quoting=quoting, strict=csv_quotes)
+        next(rows, None)
+        line = rows.line_num + 1
+        try:
+            for fields in rows:
+                yield line, fields
+                line = rows.line_num + 1
+        except csv.Error as error:
+            raise InputError(path, f"malformed quoting ({error})", line) from None
 
 
 def parser_error(
     path: Path, error: Exception, sep: str = "\t", csv_quotes: bool = False
 ) -> InputError:
-    """The InputError for a file that pandas' parser rejected, located in the file itself.
+    """The InputError for a file that a parser rejected, located in the file itself.
 
-    pandas' C parser stops at the first row with more fields than the header. This reads the
-    rows (CSV records when `csv_quotes`, else plain `sep`-separated lines) and names the first
-    such row with both counts; a file without one (an unclosed quote, say) gets the parser's
-    own message. Nothing depends on the wording of that message.
+    Names the first row with more fields than the header (CSV records when `csv_quotes`, else
+    plain `sep`-separated lines) with both counts; a file without one gets the parser's own
+    message. Nothing depends on the wording of that message.
     """
-    import csv
-
     quoting = csv.QUOTE_MINIMAL if csv_quotes else csv.QUOTE_NONE
     try:
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:

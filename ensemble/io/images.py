@@ -1,8 +1,9 @@
-"""Image file helpers that need only Pillow: sizes and decoding with clear errors."""
+"""Image files: the one opener (with one wording for a missing or undecodable image), sizes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +11,32 @@ from PIL import Image, UnidentifiedImageError
 
 from ensemble.errors import InputError
 
+IMAGE_NOT_FOUND = "image not found"
+CANNOT_DECODE = "cannot decode image"
+
+
+@contextlib.contextmanager
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    """Open an image with Pillow; a missing or undecodable file is an `InputError` naming it.
+
+    Errors raised while the block decodes the image (a truncated file) are reported the same
+    way: `image not found`, or `cannot decode image: <Pillow's reason>`.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            yield image
+    except FileNotFoundError:
+        raise InputError(path, IMAGE_NOT_FOUND) from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise InputError(path, f"{CANNOT_DECODE}: {error}") from None
+
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image, read from its header; InputError if missing or unreadable."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "image not found")
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError) as error:
-        raise InputError(path, f"cannot read image: {error}") from None
+    with open_image(path) as image:
+        width, height = image.size
     if width <= 0 or height <= 0:
         raise InputError(path, f"image has size {width}x{height}")
     return width, height

@@ -7,11 +7,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ensemble.io.arrow_arrays import float_array, string_array
 from ensemble.io.atomic import atomic_path
 from ensemble.io.checks import FILE_COLUMN, point_columns
+from ensemble.io.parallel import map_ordered, row_parts
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -46,28 +52,54 @@ def format_values(values: np.ndarray, decimals: int = 4) -> np.ndarray:
 
 
 def write_submission(
-    path: str | Path, file_names: Sequence[str], values: np.ndarray, decimals: int = 4
+    path: str | Path,
+    file_names: Sequence[str] | pa.Array,
+    values: np.ndarray,
+    decimals: int = 4,
 ) -> None:
-    """Write a submission CSV atomically; values are rounded half-to-even, never truncated.
+    """Write a submission CSV atomically: the one writer of the format.
 
-    NaN values (ragged rows) are written as empty cells.
+    `values` is (n, K, 2) or (n, 2K), rows in `file_names` order (a transposed view of
+    column-major values is fine). Values are rounded half-to-even to `decimals` places, never
+    truncated, and written as pyarrow writes doubles: the shortest text that reads back the
+    same number (`12.5`, `3`, `-0.0001`). NaN (ragged padding) is written as an empty cell.
+    The rows are formatted on the threads of `ensemble.io.parallel`, a part of the rows each.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 3:
         values = values.reshape(len(values), -1)
-    if values.shape[0] != len(file_names) or values.shape[1] % 2:
+    if values.ndim != 2 or values.shape[0] != len(file_names) or values.shape[1] % 2:
         raise ValueError(f"values shape {values.shape} does not fit {len(file_names)} rows")
+    names = string_array(file_names)
+    header = [FILE_COLUMN, *point_columns(values.shape[1] // 2)]
     rounded = format_values(values, decimals)
-    columns = [pa.array(list(file_names), type=pa.string())]
-    columns += [pa.array(rounded[:, j], from_pandas=True) for j in range(rounded.shape[1])]
-    table = pa.table(columns, names=[FILE_COLUMN, *point_columns(rounded.shape[1] // 2)])
-    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+
+    def lines(rows: tuple[int, int]) -> bytes:
+        return _csv_lines(header, names, rounded, *rows)
+
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write((",".join(table.column_names) + "\n").encode("utf-8"))
-        pacsv.write_csv(table, handle, write_options=options)
+        handle.write((",".join(header) + "\n").encode("utf-8"))
+        for part in map_ordered(lines, row_parts(len(rounded))):
+            handle.write(part)
+
+
+def _csv_lines(
+    header: list[str], names: pa.Array, rounded: np.ndarray, start: int, stop: int
+) -> bytes:
+    """CSV lines of rows start..stop by pyarrow (no header); NaN becomes an empty cell."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    block = rounded[start:stop]
+    columns = [names.slice(start, stop - start)]
+    columns += [float_array(block[:, j]) for j in range(block.shape[1])]
+    buffer = io.BytesIO()
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    pacsv.write_csv(pa.table(columns, names=header), buffer, write_options=options)
+    return buffer.getvalue()
 
 
 def gather_points(points: np.ndarray, indices: np.ndarray) -> np.ndarray:

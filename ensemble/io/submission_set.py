@@ -1,16 +1,15 @@
-"""Fast, validating, row-aligned reading of many submissions, and a fast submission writer.
+"""Validating, row-aligned reading of many submissions (`ens blend`, `ens score`).
 
-Submissions are parsed into column-major float64 arrays (values, rows): plain files (the usual
-case) by the compiled reader of `fast_parse` (two threads, half the rows each, for a large
-file), anything else by pyarrow, two files at a time. A mean blend of plain files in one row
-order is summed in one compiled pass over each file (`SubmissionSet.weighted_sum`). pyarrow
-and pandas are imported only when a file needs them. Every file is checked: it is UTF-8 text
+Each submission is parsed by pyarrow into column-major float64 arrays (values, rows), files
+read ahead on the threads of `ensemble.io.parallel`; a file pyarrow rejects is read again line
+by line (`diagnose`) to name the line and the problem. Every file is checked: it is UTF-8 text
 (a leading byte-order mark is skipped); the header is a submission header and equals the
 first file's; the file names are non-empty, unique, free of commas, quotes and line ends once
 unquoted (CSV quotes are read), and the same set as the first file's (rows are reordered to
 the first file's order when they differ); every value is an empty cell or a plausible pixel
 coordinate (finite, magnitude at most `MAX_COORDINATE`); every row has the header's column
-count. Problems raise `InputError` naming the file and the line (header = line 1).
+count; the last line ends with a line end. Problems raise `InputError` naming the file and
+the line (header = line 1).
 
 Empty cells (NaN) are the padding of ragged submissions (Kaggle Facial Keypoints: an image
 asks for fewer points than the widest row): in every row they must be a run of whole (X, Y)
@@ -20,9 +19,7 @@ aligning the rows. Blends keep them empty.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,36 +27,30 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.errors import InputError
-from ensemble.io import native
-from ensemble.io.atomic import atomic_path
+from ensemble.io.arrow_arrays import (
+    fill_floats,
+    first_true,
+    string_array,
+    to_numbers,
+    to_strings,
+)
 from ensemble.io.checks import (
     FILE_COLUMN,
     MAX_COORDINATE,
-    check_utf8,
+    check_names,
+    count_data_lines,
+    data_rows,
+    number_problem,
     quoted,
     read_point_header,
     value_problem,
 )
-from ensemble.io.fast_format import MAX_DECIMALS, as_names, format_plain
-from ensemble.io.fast_parse import (
-    PlainSubmission,
-    parse_plain,
-    parse_rows,
-    row_halves,
-    row_start,
-)
-from ensemble.io.native import Names
-from ensemble.io.submission import format_values
+from ensemble.io.parallel import map_ordered
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-# pyarrow and pandas are imported only by the general path (files the compiled reader leaves
-# to them, rows in another order, errors): 0.25 s of start-up a plain blend does not pay.
-
 _BLOCK_SIZE = 1 << 20  # pyarrow parses 1 MiB blocks fastest here (cache-sized)
-_WORKERS = 2
-_WRITE_ROWS = 2048  # rows a block of the compiled writer (about 1 MB of text)
 
 
 @dataclass(frozen=True)
@@ -98,6 +89,8 @@ def _read_table(path: Path, header: list[str]) -> pa.Table:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         diagnose(path, header)
+        if count_data_lines(path) == 0:  # pyarrow cannot skip the header of a header-only file
+            raise InputError(path, "no data rows after the header", 2) from None
         raise InputError(path, f"cannot parse: {quoted(error)}") from None
     if table.num_rows == 0:
         raise InputError(path, "no data rows after the header", 2)
@@ -119,10 +112,10 @@ def _reject_blank_lines(path: Path, table: pa.Table) -> None:
     """A blank line parses as an empty name with empty values: reject it as a blank line."""
     import pyarrow.compute as pc
 
-    blank = pc.equal(table.column(0), "")
+    blank = to_numbers(pc.utf8_length(table.column(0))) == 0
     for j in range(1, table.num_columns):
-        blank = pc.and_(blank, table.column(j).is_null())
-    rows = np.flatnonzero(blank.to_numpy(zero_copy_only=False))
+        blank &= to_numbers(table.column(j).is_null())
+    rows = np.flatnonzero(blank)
     if len(rows):
         raise InputError(path, "blank line", int(rows[0]) + 2)
 
@@ -132,8 +125,8 @@ def _reject_unwritable_names(path: Path, names: pa.ChunkedArray) -> None:
     import pyarrow.compute as pc
 
     bad = pc.match_substring_regex(names, '[,"\r\n]')
-    if pc.any(bad).as_py():
-        row = pc.index(bad, True).as_py()
+    row = first_true(bad)
+    if row is not None:
         raise InputError(
             path,
             f"file name {quoted(names[row].as_py())} holds a comma, a quote or a line end",
@@ -141,52 +134,27 @@ def _reject_unwritable_names(path: Path, names: pa.ChunkedArray) -> None:
         )
 
 
-def _fields(path: Path, line: str, line_number: int) -> list[str]:
-    """The CSV fields of one line (quotes read); [""] for a blank line."""
-    import csv
-
-    try:
-        return next(csv.reader([line.rstrip("\r\n")], strict=True), [""]) or [""]
-    except csv.Error as error:
-        raise InputError(path, f"malformed quoting ({error})", line_number) from None
-
-
 def diagnose(path: str | Path, header: list[str]) -> None:
     """Scan a submission line by line and raise `InputError` at the first malformed line.
 
-    The slow, exact path behind the fast reader: it runs only when pyarrow rejected the file.
+    The slow, exact pass behind the fast reader: it runs only when pyarrow rejected the file.
     """
     path = Path(path)
-    check_utf8(path)
-    with open(path, encoding="utf-8", newline="") as handle:
-        handle.readline()
-        for line_number, line in enumerate(handle, start=2):
-            fields = _fields(path, line, line_number)
-            if fields == [""]:
-                raise InputError(path, "blank line", line_number)
-            if len(fields) != len(header):
-                raise InputError(
-                    path,
-                    f"expected {len(header)} columns, found {len(fields)} (truncated or "
-                    "malformed row)",
-                    line_number,
-                )
-            for column, field in zip(header[1:], fields[1:], strict=True):
-                if field:  # empty cells (ragged padding) are checked after parsing
-                    _check_number(path, field, column, line_number)
-
-
-def _check_number(path: Path, field: str, column: str, line_number: int) -> None:
-    if not field.strip():
-        raise InputError(path, f"empty value in column '{column}'", line_number)
-    try:
-        number = float(field)
-    except ValueError:
-        raise InputError(
-            path, f"non-numeric value {quoted(field)} in column '{column}'", line_number
-        ) from None
-    if not abs(number) <= MAX_COORDINATE:
-        raise InputError(path, value_problem(number, column), line_number)
+    for line, fields in data_rows(path, ",", csv_quotes=True):
+        if not fields:
+            raise InputError(path, "blank line", line)
+        if len(fields) != len(header):
+            raise InputError(
+                path,
+                f"expected {len(header)} columns, found {len(fields)} (truncated or malformed row)",
+                line,
+            )
+        for column, field in zip(header[1:], fields[1:], strict=True):
+            if not field:  # empty cells (ragged padding) are checked after parsing
+                continue
+            problem = number_problem(field, column)
+            if problem:
+                raise InputError(path, problem, line)
 
 
 def read_aligned(path: str | Path, reference: np.ndarray, reference_label: str) -> np.ndarray:
@@ -196,37 +164,38 @@ def read_aligned(path: str | Path, reference: np.ndarray, reference_label: str) 
     """
     path = Path(path)
     header = read_point_header(path, ",")
-    table = _read_table(path, header)
-    names = table.column(0).to_numpy()
-    order = align_order(path, names, reference, reference_label)
-    values, empty = _values(path, table, order)
-    if empty is not None:
-        check_ragged(path, header, empty, order)
-    return values
+    parsed = _parse(path, header)
+    order = align_order(path, parsed.names, reference, reference_label)
+    if parsed.empty is not None:
+        check_ragged(path, header, parsed.empty[:, order], order)
+    return parsed.values[:, order]
 
 
-def _values(
-    path: Path, table: pa.Table, order: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The value columns as (values, rows) float64 in `order` if given, and the empty cells.
+@dataclass(frozen=True)
+class _Parsed:
+    """A submission as read: names, values (values, rows) in file order, empty cells or None."""
 
-    Every non-empty value must be finite; the mask of empty cells (NaN in the values) is None
-    when there is none.
+    names: pa.Array
+    values: np.ndarray
+    empty: np.ndarray | None
+
+
+def _parse(path: Path, header: list[str]) -> _Parsed:
+    """Read and check one submission (any thread): names, values and empty cells, file order.
+
+    Every non-empty value must be finite and plausible (`check_values`).
     """
-    n_rows = table.num_rows if order is None else len(order)
-    out = np.empty((table.num_columns - 1, n_rows), dtype=np.float64)
+    table = _read_table(path, header)
+    values = np.empty((table.num_columns - 1, table.num_rows), dtype=np.float64)
     empty = None
     for j in range(1, table.num_columns):
-        column = table.column(j)
-        numbers = column.to_numpy()
-        out[j - 1] = numbers if order is None else numbers[order]
-        if column.null_count:
+        nulls = fill_floats(values[j - 1], table.column(j))
+        if nulls is not None:
             if empty is None:
-                empty = np.zeros(out.shape, dtype=bool)
-            nulls = column.is_null().to_numpy(zero_copy_only=False)
-            empty[j - 1] = nulls if order is None else nulls[order]
-    check_values(path, table.column_names, out, empty, order)
-    return out, empty
+                empty = np.zeros(values.shape, dtype=bool)
+            empty[j - 1] = nulls
+    check_values(path, table.column_names, values, empty)
+    return _Parsed(table.column(0).combine_chunks(), values, empty)
 
 
 def _first_cell(mask: np.ndarray) -> tuple[int, int]:
@@ -316,51 +285,30 @@ def check_same_empty(
     )
 
 
-def _check_names(path: Path, names: pa.Array | np.ndarray) -> None:
-    """Reject empty and duplicate file names."""
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arrow_names = names if isinstance(names, pa.Array) else pa.array(names, type=pa.string())
-    blank = pc.equal(pc.utf8_trim_whitespace(arrow_names), "")
-    if pc.any(blank).as_py():
-        raise InputError(path, "empty file name", pc.index(blank, True).as_py() + 2)
-    if pc.count_distinct(arrow_names).as_py() < len(arrow_names):
-        index = pd.Index(arrow_names.to_numpy(zero_copy_only=False))
-        repeated = int(np.flatnonzero(index.duplicated())[0])
-        first = int(np.flatnonzero(index == index[repeated])[0])
-        raise InputError(
-            path,
-            f"duplicate file name {quoted(index[repeated])} (first seen on line {first + 2})",
-            repeated + 2,
-        )
-
-
 def align_order(
-    path: Path, names: np.ndarray, reference: np.ndarray, reference_label: str
+    path: Path, names: pa.Array | np.ndarray, reference: np.ndarray, reference_label: str
 ) -> np.ndarray:
     """Row indices that put `names` (of `path`) in `reference` order; the sets must match."""
-    import pandas as pd
+    import pyarrow.compute as pc
 
-    _check_names(path, names)
-    position = pd.Index(names).get_indexer(reference)
-    missing = np.flatnonzero(position < 0)
-    if len(missing):
+    names = string_array(names)
+    check_names(path, names)
+    wanted = string_array(reference)
+    position = pc.index_in(wanted, value_set=names)
+    if position.null_count:
+        missing = np.flatnonzero(to_numbers(position.is_null()))
         row = int(missing[0])
         raise InputError(
             path,
             f"file name {quoted(reference[row])} (line {row + 2} of {reference_label}) is missing; "
             f"{len(missing)} missing in all",
         )
-    if len(names) > len(reference):
-        extra = np.flatnonzero(pd.Index(reference).get_indexer(names) < 0)
+    if len(names) > len(wanted):
+        extra = first_true(pc.invert(pc.is_in(names, value_set=wanted)))
         raise InputError(
-            path,
-            f"file name {quoted(names[extra[0]])} is not in {reference_label}",
-            int(extra[0]) + 2,
+            path, f"file name {quoted(names[extra].as_py())} is not in {reference_label}", extra + 2
         )
-    return position
+    return to_numbers(position)
 
 
 class SubmissionSet:
@@ -384,162 +332,31 @@ class SubmissionSet:
                     f"{len(self.header) - 1}: all submissions must share one header",
                     1,
                 )
-        self._names: Names | None = None  # the first file's names, when it was read plain
-        self._arrow: pa.Array | None = None  # ... as an arrow array (read by pyarrow, or made)
-        self._file_names: np.ndarray | None = None
+        self.file_names_arrow: pa.Array | None = None  # the first file's names, once read
         self.empty: np.ndarray | None = None  # the first file's empty cells, once read
 
     @property
     def file_names(self) -> np.ndarray | None:
         """The first file's names (object array of str), once its values were yielded."""
-        if self._file_names is None:
-            if self._names is not None:
-                self._file_names = self._names.to_numpy()
-            elif self._arrow is not None:
-                self._file_names = self._arrow.to_numpy(zero_copy_only=False)
-        return self._file_names
-
-    @property
-    def file_names_arrow(self) -> pa.Array | None:
-        """The first file's names as an arrow string array."""
-        if self._arrow is None and self._names is not None:
-            import pyarrow as pa
-
-            self._arrow = pa.array(self._names.to_list(), type=pa.string())
-        return self._arrow
-
-    @property
-    def names_for_writing(self) -> Names | pa.Array | None:
-        """The first file's names in the form `write_values` writes fastest."""
-        return self._names if self._names is not None else self._arrow
-
-    def weighted_sum(self, weights: np.ndarray) -> np.ndarray | None:
-        """Sum of weights[i] * file i's values, (values, rows), in one compiled pass per file.
-
-        The common case of a mean blend: every file plain (see `fast_parse`) with its rows in
-        the first file's order. Two threads take half the rows each, every file in input
-        order, so each value is summed in the same order, to the same bits, as
-        `weighted_mean` over `iter_values` (each product rounded, then added). None, with
-        nothing set, when the C library is missing or a file is not plain or in another
-        order: then `iter_values` reads what is not plain, aligns rows and names problems.
-        """
-        lib = native.library()
-        if lib is None or len(weights) != len(self.paths):
+        if self.file_names_arrow is None:
             return None
-        try:
-            buffers = [native.plain_bytes(path) for path in self.paths]
-        except OSError:
-            return None
-        if any(buffer is None for buffer in buffers):
-            return None
-        n_values = len(self.header) - 1
-        rows = native.count_lines(lib, buffers[0], native.body_start(lib, buffers[0]))
-        if rows == 0:
-            return None
-        total = np.empty((n_values, rows), dtype=np.float64)
-        name_starts = np.empty(rows, dtype=np.int64)
-        name_ends = np.empty(rows, dtype=np.int64)
-        address = native.address
+        return to_strings(self.file_names_arrow)
 
-        def other_files(half: tuple[int, int], names: Names) -> bool:
-            first_row, stop_row = half
-            scratch = np.empty(native.ACCUMULATE_BLOCK * n_values, dtype=np.float64)
-            for buffer, weight in zip(buffers[1:], weights[1:], strict=True):
-                start = row_start(lib, buffer, first_row)
-                if start < 0:
-                    return False
-                end = lib.ens_accumulate_submission(
-                    address(buffer),
-                    start,
-                    len(buffer),
-                    n_values,
-                    stop_row - first_row,
-                    address(total) + 8 * first_row,
-                    rows,
-                    float(weight),
-                    address(names.data),
-                    address(names.offsets),
-                    first_row,
-                    MAX_COORDINATE,
-                    address(scratch),
-                )
-                if end < 0 or (stop_row == rows and end != len(buffer)):
-                    return False
-            return True
-
-        halves = row_halves(rows, len(buffers[0]))
-        with ThreadPoolExecutor(len(halves)) as pool:
-            first = buffers[0]
-            ok = parse_rows(
-                lib, first, total, name_starts, name_ends, MAX_COORDINATE, pool, weights[0]
-            )
-            if not ok:
-                return None
-            names = native.gather_names(lib, first, name_starts, name_ends)
-            if names.first_duplicate(lib) >= 0:
-                return None
-            if not all(pool.map(lambda half: other_files(half, names), halves)):
-                return None
-        self._names = names
-        return total
-
-    def _load(self, path: Path) -> PlainSubmission | pa.Table:
-        """The compiled reader's result for a plain file, else pyarrow's table."""
-        plain = parse_plain(path, len(self.header) - 1, MAX_COORDINATE)
-        return plain if plain is not None else _read_table(path, self.header)
-
-    def _align_loaded(self, path: Path, loaded: PlainSubmission | pa.Table) -> SubmissionValues:
-        if isinstance(loaded, PlainSubmission):
-            if loaded.ascii_names or loaded.names.is_utf8():
-                return self._align_plain(path, loaded)
-            loaded = _read_table(path, self.header)  # names not UTF-8: pyarrow says where
-        table = loaded
-        return self._align(
-            path, table.column(0).combine_chunks(), lambda order: _values(path, table, order)
-        )
-
-    def _align_plain(self, path: Path, loaded: PlainSubmission) -> SubmissionValues:
-        """A plain file's values in the first file's row order (no empty cells in it).
-
-        Plain values are finite and within MAX_COORDINATE (the compiled reader checked).
-        """
-        names, values = loaded.names, loaded.values
-        if self._names is None and self._arrow is None:  # the first file
-            lib = native.library()
-            if not loaded.ascii_names or lib is None or names.first_duplicate(lib) >= 0:
-                _check_names(path, names.to_numpy())  # blank or repeated: the message
-            self._names = names
-            return SubmissionValues(path, values)
-        order = None
-        if self._names is None or not names.equals(self._names):
-            order = align_order(path, names.to_numpy(), self.file_names, str(self.paths[0]))
-            values = values[:, order]
-        check_same_empty(path, self.header, None, self.empty, self.paths[0], order)
-        return SubmissionValues(path, values)
-
-    def _align(
-        self,
-        path: Path,
-        names: pa.Array,
-        values_in: Callable[[np.ndarray | None], tuple[np.ndarray, np.ndarray | None]],
-    ) -> SubmissionValues:
-        """Check the names and take the values (and empty cells) in the first file's row order.
-
-        `values_in(order)` gives (values, empty) with rows taken in `order` (None: as read).
-        """
-        if self._names is None and self._arrow is None:  # the first file
-            _check_names(path, names)
-            self._arrow = names
-            values, empty = values_in(None)
+    def _align(self, path: Path, parsed: _Parsed) -> SubmissionValues:
+        """Check the names and take the values (and empty cells) in the first file's row order."""
+        values, empty = parsed.values, parsed.empty
+        if self.file_names_arrow is None:  # the first file
+            check_names(path, parsed.names)
+            self.file_names_arrow = parsed.names
             if empty is not None:
                 self._check_empty(path, empty)
             self.empty = empty
             return SubmissionValues(path, values, empty)
         order = None
-        if not names.equals(self.file_names_arrow):
-            numpy_names = names.to_numpy(zero_copy_only=False)
-            order = align_order(path, numpy_names, self.file_names, str(self.paths[0]))
-        values, empty = values_in(order)
+        if not parsed.names.equals(self.file_names_arrow):
+            order = align_order(path, parsed.names, self.file_names, str(self.paths[0]))
+            values = values[:, order]
+            empty = None if empty is None else empty[:, order]
         check_same_empty(path, self.header, empty, self.empty, self.paths[0], order)
         return SubmissionValues(path, values, empty)
 
@@ -557,105 +374,6 @@ class SubmissionSet:
 
         `file_names` (the first file's order) is set once the first item is yielded.
         """
-        with ThreadPoolExecutor(_WORKERS) as pool:
-            pending = [pool.submit(self._load, path) for path in self.paths]
-            try:
-                for number, path in enumerate(self.paths):
-                    loaded = pending[number].result()
-                    pending[number] = None
-                    item = self._align_loaded(path, loaded)
-                    del loaded
-                    yield item
-            finally:
-                for future in pending:
-                    if future is not None:
-                        future.cancel()
-
-
-def write_values(
-    path: str | Path,
-    header: list[str],
-    file_names: Names | pa.Array | Sequence[str],
-    values: np.ndarray,
-    decimals: int = 4,
-) -> None:
-    """Write a submission from (values, rows) floats, atomically; rounding is half-to-even.
-
-    The compiled writer of `fast_format` formats blocks of rows on two threads while the
-    blocks before them are written (small buffers, reused: no output-sized allocation);
-    what it does not cover pyarrow writes, two halves on two threads, with the same bytes.
-    The header is written unquoted. NaN values (ragged padding) are written as empty cells.
-    """
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    n_rows = values.shape[1]
-    if len(file_names) != n_rows or len(header) != values.shape[0] + 1:
-        raise ValueError(f"values {values.shape} do not fit {len(file_names)} rows and the header")
-    plain = as_names(file_names) if 0 <= decimals <= MAX_DECIMALS else None
-    head = (",".join(header) + "\n").encode("utf-8")
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write(head)
-        if plain is not None and _write_plain(handle, plain, values, decimals):
-            return
-        handle.seek(len(head))
-        handle.truncate()
-        half = (n_rows + 1) // 2
-        ranges = [(0, half), (half, n_rows)] if n_rows > 1 else [(0, n_rows)]
-        names = _arrow_names(file_names)
-        rounded = format_values(values, decimals)
-        with ThreadPoolExecutor(_WORKERS) as pool:
-            for part in pool.map(lambda rows: _arrow_lines(header, names, rounded, *rows), ranges):
-                handle.write(part)
-
-
-def _write_plain(handle, names: Names, values: np.ndarray, decimals: int) -> bool:
-    """Write the rows by the compiled writer, blocks of rows formatted ahead on two threads.
-
-    False (part of the rows written) as soon as one block is not plain.
-    """
-    n_rows = values.shape[1]
-    blocks = [(start, min(start + _WRITE_ROWS, n_rows)) for start in range(0, n_rows, _WRITE_ROWS)]
-    with ThreadPoolExecutor(_WORKERS) as pool:
-        pending: deque = deque()
-        for rows in blocks:
-            pending.append(pool.submit(format_plain, names, values, decimals, *rows))
-            if len(pending) > _WORKERS:
-                part = pending.popleft().result()
-                if part is None:
-                    return False
-                handle.write(part)
-        while pending:
-            part = pending.popleft().result()
-            if part is None:
-                return False
-            handle.write(part)
-    return True
-
-
-def _arrow_names(file_names: Names | pa.Array | Sequence[str]) -> pa.Array:
-    import pyarrow as pa
-
-    if isinstance(file_names, pa.Array):
-        return file_names
-    if isinstance(file_names, Names):
-        return pa.array(file_names.to_list(), type=pa.string())
-    return pa.array(list(file_names))
-
-
-def _arrow_lines(
-    header: list[str], names: pa.Array, rounded: np.ndarray, start: int, stop: int
-) -> bytes:
-    """CSV lines of rows start..stop by pyarrow (no header); NaN becomes an empty cell."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    has_empty = bool(np.isnan(rounded[:, start:stop]).any())
-    columns = [names.slice(start, stop - start)]
-    columns += [
-        pa.array(rounded[j, start:stop], from_pandas=has_empty) for j in range(rounded.shape[0])
-    ]
-    buffer = io.BytesIO()
-    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-    pacsv.write_csv(pa.table(columns, names=header), buffer, write_options=options)
-    return buffer.getvalue()
+        parsed = map_ordered(lambda path: _parse(path, self.header), self.paths)
+        for path, item in zip(self.paths, parsed, strict=True):
+            yield self._align(path, item)

@@ -15,19 +15,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.errors import InputError
+from ensemble.io.arrow_arrays import to_numbers, to_strings
 from ensemble.io.atomic import atomic_open
 from ensemble.io.checks import (
     FILE_COLUMN,
-    check_file_names,
-    check_utf8,
-    pandas_reader,
-    parser_error,
+    check_name,
+    check_names,
+    count_data_lines,
+    data_rows,
     quoted,
     read_header,
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
 POINTS_COLUMN = "point_index_list"
 
@@ -55,7 +56,7 @@ _MAX_INDEX = np.iinfo(np.int64).max  # what the vectorised parser reads
 
 
 def _parse_index_lists(
-    path: Path, lists: pd.Series, n_points: int | None
+    path: Path, lists: pa.StringArray, n_points: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Parse `[i, j, ...]` literals vectorised with pyarrow: (flat indices, count per row).
 
@@ -65,18 +66,18 @@ def _parse_index_lists(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    texts = pc.utf8_trim_whitespace(pa.array(lists.to_numpy(dtype=object), type=pa.string()))
+    texts = pc.utf8_trim_whitespace(lists)
     framed = pc.and_(pc.starts_with(texts, "["), pc.ends_with(texts, "]"))
     parts = pc.split_pattern(pc.utf8_trim(texts, "[]"), ",")
     try:
         if not pc.all(framed).as_py():
             raise ValueError("unframed list")
         tokens = pc.utf8_trim_whitespace(pc.list_flatten(parts))
-        flat = pc.cast(tokens, pa.int64()).to_numpy()
+        flat = to_numbers(pc.cast(tokens, pa.int64()))
         if (flat < 0).any():
             raise ValueError("negative index")
     except (pa.ArrowInvalid, ValueError):
-        for row, text in enumerate(lists.tolist()):
+        for row, text in enumerate(lists.to_pylist()):
             if not _LIST_PATTERN.fullmatch(text.strip()):
                 raise InputError(
                     path, f"point_index_list {quoted(text)} is not a list like [1, 2, 3]", row + 2
@@ -88,7 +89,7 @@ def _parse_index_lists(
                     path, f"point index {huge[0]} out of range{bound}", row + 2
                 ) from None
         raise InputError(path, "point_index_list values are not lists like [1, 2, 3]") from None
-    return flat, pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    return flat, to_numbers(pc.list_value_length(parts))
 
 
 def read_test_points(
@@ -96,93 +97,57 @@ def read_test_points(
 ) -> TestPoints:
     """Read `test_points.csv` (`file_name`, `point_index_list` like `[742, 385, ...]`).
 
-    A plain file (printable-ASCII names, lists like `[1, 2, 3]`) is parsed by the C reader of
-    `ensemble.io.native`; anything else by pandas, the list literals vectorised with pyarrow
-    (no `eval`). Indices must be distinct within a row and, when `n_points` is given, lie in
-    [0, n_points). Rows must all have the same number of indices unless `ragged`, in which
-    case short rows are padded with -1.
+    pyarrow reads the two columns and parses the list literals vectorised (no `eval`); a file
+    it rejects is read again line by line to name the problem. Indices must be distinct within
+    a row and, when `n_points` is given, lie in [0, n_points). Rows must all have the same
+    number of indices unless `ragged`, in which case short rows are padded with -1.
     """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     path = Path(path)
     header = read_header(path, "\t")
     if header != [FILE_COLUMN, POINTS_COLUMN]:
         raise InputError(
             path, f"header must be '{FILE_COLUMN}<TAB>{POINTS_COLUMN}', found {header!r}", 1
         )
-    plain = _read_test_points_native(path, n_points)
-    if plain is not None:
-        names, flat, counts, checked = plain
-        indices = _rows_from_flat(path, flat, counts, ragged)
-        if not checked:  # an index out of range or repeated: the message
-            _check_index_rows(path, indices, n_points)
-        return TestPoints(names, np.asarray(indices, dtype=np.int32))
-    import pandas as pd
-
     try:
-        frame = pandas_reader(path, "\t", None)
-        frame = frame.astype({POINTS_COLUMN: str}) if len(frame) else frame
-    except pd.errors.ParserError as error:
-        raise parser_error(path, error) from None
-    except UnicodeDecodeError as error:
-        check_utf8(path)
-        raise InputError(path, f"not UTF-8 text ({error})") from None
-    if len(frame) == 0:
-        raise InputError(path, "no data rows after the header", 2)
-    check_file_names(path, frame[FILE_COLUMN], 2, {})
-    absent = frame[POINTS_COLUMN].isna().to_numpy()
-    if absent.any():
-        row = int(np.flatnonzero(absent)[0])
-        raise InputError(
-            path, "missing point_index_list (expected 2 tab-separated columns)", row + 2
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t", quote_char=False, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
+            ),
         )
-    flat, counts = _parse_index_lists(path, frame[POINTS_COLUMN], n_points)
+    except pa.ArrowInvalid as error:
+        _explain(path)
+        if count_data_lines(path) == 0:  # pyarrow cannot skip the header of a header-only file
+            raise InputError(path, "no data rows after the header", 2) from None
+        raise InputError(path, f"cannot parse: {quoted(error)}") from None
+    if table.num_rows == 0:
+        raise InputError(path, "no data rows after the header", 2)
+    names = table.column(0)
+    check_names(path, names)
+    flat, counts = _parse_index_lists(path, table.column(1).combine_chunks(), n_points)
     indices = _rows_from_flat(path, flat, counts, ragged)
     _check_index_rows(path, indices, n_points)
-    return TestPoints(frame[FILE_COLUMN].to_numpy(dtype=object), indices.astype(np.int32))
+    return TestPoints(to_strings(names), indices.astype(np.int32))
 
 
-def _read_test_points_native(path: Path, n_points: int | None) -> tuple | None:
-    """(names, flat indices, count per row, checked) of a plain test_points.csv, or None.
-
-    Plain: printable-ASCII names, distinct; lists `[i, j, ...]` of 1-9 digit indices separated
-    by `, ` or `,`; every line ended. Anything else is left to the pandas path, which names
-    the problem. `checked`: every index is below `n_points` (when given) and distinct within
-    its row.
-    """
-    from ensemble.io import native
-
-    plain = native.plain_file(path)
-    if plain is None:
-        return None
-    lib, buffer, start = plain
-    rows = native.count_lines(lib, buffer, start)
-    if rows == 0:
-        return None
-    flat = np.empty((len(buffer) - start) // 2 + 1, dtype=np.int32)  # an index takes 2+ bytes
-    counts = np.empty(rows, dtype=np.int32)
-    name_starts = np.empty(rows, dtype=np.int64)
-    name_ends = np.empty(rows, dtype=np.int64)
-    address = native.address
-    parsed = lib.ens_parse_test_points(
-        address(buffer),
-        start,
-        len(buffer),
-        rows,
-        address(flat),
-        len(flat),
-        address(counts),
-        address(name_starts),
-        address(name_ends),
-    )
-    if parsed != rows:
-        return None
-    names = native.gather_names(lib, buffer, name_starts, name_ends)
-    if names.first_duplicate(lib) >= 0:
-        return None
-    flat = flat[: int(counts.sum(dtype=np.int64))]
-    bound = int(flat.max()) + 1 if n_points is None else n_points
-    stamp = np.full(bound, -1, dtype=np.int64)
-    bad = lib.ens_first_bad_index_row(address(flat), address(counts), rows, bound, address(stamp))
-    return names.to_numpy(), flat, counts, bad < 0
+def _explain(path: Path) -> None:
+    """Read the file line by line and raise `InputError` at its first malformed line, if any."""
+    seen: dict[str, int] = {}
+    for line, fields in data_rows(path, "\t"):
+        check_name(path, fields[0] if fields else "", line, seen)
+        if len(fields) < 2:
+            raise InputError(
+                path, "missing point_index_list (expected 2 tab-separated columns)", line
+            )
+        if len(fields) > 2:
+            raise InputError(path, f"expected 2 columns, found {len(fields)}", line)
 
 
 def _rows_from_flat(path: Path, flat: np.ndarray, counts: np.ndarray, ragged: bool) -> np.ndarray:

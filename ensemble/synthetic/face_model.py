@@ -239,11 +239,6 @@ def build_shape(params: FaceParams) -> np.ndarray:
     return shape
 
 
-def template_shape() -> np.ndarray:
-    """The canonical, exactly left/right-symmetric frontal face (971, 2)."""
-    return build_shape(FaceParams())
-
-
 def _depth(shape: np.ndarray, half_width: float) -> np.ndarray:
     """A rough depth (towards the viewer) for every point: a rounded head plus the nose."""
     z = 0.38 * np.sqrt(np.clip(1.0 - (shape[:, 0] / (1.05 * half_width)) ** 2, 0.0, None))
@@ -332,8 +327,3 @@ def sample_shape(rng: np.random.Generator) -> tuple[np.ndarray, FaceParams]:
     yaw = np.deg2rad(rng.uniform(-22.0, 22.0))
     pitch = np.deg2rad(rng.uniform(-10.0, 10.0))
     return rotate_3d(shape, params.half_width, yaw, pitch), params
-
-
-def sample_faces(rng: np.random.Generator, n: int) -> np.ndarray:
-    """`n` random posed face shapes, (n, 971, 2) in the normalised frame."""
-    return np.stack([sample_shape(rng)[0] for _ in range(n)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from ensemble.competition.metric import validation_score
 from ensemble.competition.subsets import draw_point_subsets
 from ensemble.io.landmarks import write_landmarks
 from ensemble.io.predictions import save_predictions
-from ensemble.io.test_points import write_test_points
+from ensemble.io.test_points import read_test_points, write_test_points
 
 N_POINTS = 12
 
@@ -183,3 +184,27 @@ def test_uniformity_of_a_single_landmark_is_a_clean_error(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "needs at least 2 landmarks" in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+def test_uniformity_uses_the_datasets_own_layout(tmp_path) -> None:
+    _data(tmp_path / "data")
+    regions = {"upper face": [0, 4], "lower face": [5, 11]}
+    (tmp_path / "data" / "train" / "layout.json").write_text(json.dumps({"regions": regions}))
+    indices = read_test_points(tmp_path / "data" / "test" / "test_points.csv").indices
+    observed = {
+        name: int(((indices >= first) & (indices <= last)).sum())
+        for name, (first, last) in regions.items()
+    }
+    result = CliRunner().invoke(cli, ["analyze", "uniformity", "--data", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    table = result.output.split("Counts per region")[1].strip().splitlines()[2:]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in table]
+    assert {row[0]: int(row[2].replace(",", "")) for row in rows} == observed
+    report = tmp_path / "report"
+    result = CliRunner().invoke(
+        cli, ["analyze", "--data", str(tmp_path / "data"), "-o", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((report / "summary.json").read_text())
+    regions_read = summary["sections"]["uniformity"]["regions"]
+    assert {region["name"]: region["observed"] for region in regions_read} == observed

@@ -16,9 +16,8 @@ from ensemble.cli import cli
 from ensemble.cli.show_grid import sample_landmark_rows
 from ensemble.competition.layout import generic_layout
 from ensemble.fkd.importer import import_fkd
-from ensemble.fkd.layout import coordinate_columns, fkd_layout
-from ensemble.fkd.tables import write_landmarks_missing
-from ensemble.io.landmarks import read_landmarks
+from ensemble.fkd.layout import FKD_LAYOUT, coordinate_columns
+from ensemble.io.landmarks import read_landmarks, write_landmarks
 from ensemble.io.submission import read_submission
 from ensemble.io.test_points import read_test_points
 from ensemble.synthetic.fkd import make_fkd_demo
@@ -91,7 +90,7 @@ def test_baseline_names_a_point_without_any_label(imported, tmp_path) -> None:
     labels = read_landmarks(labels_path, allow_missing=True)
     points = labels.points.copy()
     points[:, 7] = np.nan
-    write_landmarks_missing(labels_path, labels.file_names, points)
+    write_landmarks(labels_path, labels.file_names, points, allow_missing=True)
     out = tmp_path / "baseline.csv"
     result = ens("baseline", "--data", data, "-o", out)
     assert result.exit_code == 1
@@ -153,7 +152,7 @@ def test_uniformity_describes_ragged_requests(imported) -> None:
 def test_points_section_says_what_each_image_is_scored_on() -> None:
     rng = np.random.default_rng(0)
     names = np.array([f"{i}.png" for i in range(8)])
-    for layout, expected in ((fkd_layout(), "all 15 landmarks"), (generic_layout(40), "30-index")):
+    for layout, expected in ((FKD_LAYOUT, "all 15 landmarks"), (generic_layout(40), "30-index")):
         truth = rng.uniform(0, 96, (8, layout.n_points, 2))
         predictions = truth[None] + rng.normal(0, 1, (2, *truth.shape))
         result = analyze_points(["a", "b"], predictions, truth, names, layout, n_boot=10)

@@ -81,7 +81,7 @@ def test_cache_is_reused_and_rebuilt_when_the_labels_change(tmp_path: Path) -> N
 def test_missing_and_broken_images_are_named(tmp_path: Path) -> None:
     data = write_faces(tmp_path / "d", n_train=5, n_test=2)
     (data / "train" / "images" / "train00003.jpg").unlink()
-    with pytest.raises(InputError, match="train00003.jpg: image file not found"):
+    with pytest.raises(InputError, match="train00003.jpg: image not found"):
         build_cache(data, "train", 32, progress=False)
     (data / "test" / "images" / "test00001.jpg").write_bytes(b"not a jpeg")
     with pytest.warns(UserWarning, match="test00001.jpg: cannot decode image"):

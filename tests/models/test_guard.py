@@ -261,6 +261,7 @@ def test_out_of_memory_in_one_run_is_reported_and_the_next_run_goes_on(
     assert (tmp_path / "RUNS" / "good" / "summary.json").is_file()
 
 
+@pytest.mark.slow  # whole runs in parallel processes
 def test_under_jobs_a_broken_run_fails_alone(faces: Path, tmp_path: Path) -> None:
     result = train_two(faces, tmp_path, 'weights_path = "nowhere.pt"', "--jobs", "2")
     assert result.exit_code == 1
@@ -279,6 +280,7 @@ def test_under_jobs_a_broken_run_fails_alone(faces: Path, tmp_path: Path) -> Non
     assert read_scores(tmp_path / "RUNS" / "scores.csv")["run"].tolist() == ["good"]
 
 
+@pytest.mark.slow  # whole runs in parallel processes
 def test_under_torchrun_every_rank_agrees_and_the_next_run_trains(
     faces: Path, tmp_path: Path
 ) -> None:

@@ -20,6 +20,8 @@ from ensemble.io.predictions import load_predictions
 from models.guard import KILL_STEP_ENV
 from tests.helpers import write_faces
 
+pytestmark = pytest.mark.slow  # a run killed mid-epoch and resumed: `pytest -m "not slow"` skips it
+
 # 48 images, 7 of them validation: 41 training images = 6 batches of 8 (the last one 1 image,
 # dropped) -> 5 steps an epoch. Dropout and augmentation (blur, noise and occlusion included)
 # draw from the torch and pipeline RNGs; the cosine schedule steps every batch behind a warm-up

@@ -20,6 +20,8 @@ from ensemble.io.submission import read_submission
 from ensemble.io.test_points import read_test_points
 from tests.helpers import direct_score, write_faces
 
+pytestmark = pytest.mark.slow  # train-all runs end to end: `pytest -m "not slow"` skips it
+
 CONFIG = """
 [defaults]
 restarts = 0  # health and restarts are tested in tests/models/test_restarts.py

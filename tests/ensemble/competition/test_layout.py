@@ -75,9 +75,9 @@ def test_flip_permutation_rejects_bad_shape() -> None:
 
 def test_region_flip_permutation_stays_within_twin_regions() -> None:
     from ensemble.competition.layout import region_flip_permutation
-    from ensemble.synthetic.face_model import template_shape
+    from ensemble.synthetic.face_model import FaceParams, build_shape
 
-    shape = template_shape()
+    shape = build_shape(FaceParams())
     exact = flip_permutation(shape)
     np.testing.assert_array_equal(region_flip_permutation(shape, FACE_971, FACE_971_TWINS), exact)
     # a strongly asymmetric mean shape (a face turned to one side) breaks the free matching

@@ -22,8 +22,8 @@ from ensemble.competition.layout import (
     region_flip_permutation,
 )
 from ensemble.errors import InputError
-from ensemble.fkd.layout import FKD_LAYOUT, twin_permutation
-from ensemble.synthetic.face_model import template_shape
+from ensemble.fkd.layout import FKD_LAYOUT, KEYPOINTS
+from ensemble.synthetic.face_model import FaceParams, build_shape
 
 # Seven points: a left and a right eye of two points each, a nose tip, two mouth corners.
 #   0, 1: left eye (outer, inner)   2, 3: right eye (inner, outer)   4: nose   5, 6: mouth L, R
@@ -97,7 +97,7 @@ def test_region_twins_match_the_point_order_on_the_mean_shape(tmp_path: Path) ->
 def test_built_in_layouts_keep_their_flip_permutations() -> None:
     from models.train import run_flip_permutation
 
-    shape = template_shape()
+    shape = build_shape(FaceParams())
     turned = shape.copy()
     turned[:, 0] += 0.25 * turned[:, 0] ** 2  # a free matching crosses regions here
     for mean in (shape, turned):
@@ -110,9 +110,10 @@ def test_built_in_layouts_keep_their_flip_permutations() -> None:
         np.testing.assert_array_equal(FACE_971.flip_permutation(mean), old)
         np.testing.assert_array_equal(run_flip_permutation(mean), old)
     fkd_mean = np.random.default_rng(0).uniform(0, 1, (15, 2))
-    fkd_mean[twin_permutation()] = fkd_mean * [-1, 1] + [96, 0]  # exactly mirror-symmetric
+    swap = [KEYPOINTS.index(_swap_sides(name)) for name in KEYPOINTS]  # left_* <-> right_*
+    fkd_mean[swap] = fkd_mean * [-1, 1] + [96, 0]  # exactly mirror-symmetric
     fkd_mean[[10, 13, 14], 0] = 48.0
-    np.testing.assert_array_equal(run_flip_permutation(fkd_mean), twin_permutation())
+    np.testing.assert_array_equal(run_flip_permutation(fkd_mean), swap)
     seven = np.random.default_rng(1).normal(size=(7, 2))
     np.testing.assert_array_equal(run_flip_permutation(seven), flip_permutation(seven))
     exact = Layout("seven", (Region("all", 0, 7),), point_twins=((0, 3), (1, 2), (5, 6)))
@@ -259,6 +260,10 @@ def test_analysis_reads_the_layout_file(tmp_path: Path) -> None:
     assert got["nme"] == pytest.approx(masked_nme(pred, truth, ([0, 1], [2, 3])), rel=1e-9)
     regions = [region["name"] for region in section.summary["runs"]["a"]["regions"]]
     assert regions == ["left eye", "right eye", "nose", "mouth"]
+
+
+def _swap_sides(name: str) -> str:
+    return name.replace("left", "@").replace("right", "left").replace("@", "right")
 
 
 def test_layout_for_is_the_registry_lookup() -> None:

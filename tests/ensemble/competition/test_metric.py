@@ -8,7 +8,7 @@ import pytest
 from ensemble.competition.metric import (
     points_score,
     public_mask,
-    score_submission,
+    score_values,
     validation_score,
 )
 from ensemble.competition.subsets import draw_point_subsets, validation_subsets
@@ -42,8 +42,8 @@ def test_score_submission_public_private() -> None:
     truth = rng.uniform(0, 100, (n, n_points, 2))
     indices = draw_point_subsets(rng, n, n_points, k)
     values = np.take_along_axis(truth, indices[:, :, None], axis=1) + rng.normal(0, 2, (n, k, 2))
-    result = score_submission(Submission(names, values), TestPoints(names, indices), truth)
     gathered = np.take_along_axis(truth, indices[:, :, None], axis=1)
+    result = score_values(Submission(names, values), TestPoints(names, indices), gathered)
     per_row = ((values - gathered) ** 2).reshape(n, -1).mean(axis=1)
     mask = public_mask(names)
     assert result.public == pytest.approx(per_row[mask].mean())
@@ -56,13 +56,13 @@ def test_score_submission_rejects_misfits() -> None:
     truth = np.zeros((3, 3, 2))
     good = np.zeros((3, 2, 2))
     with pytest.raises(InputError, match="3 rows, test_points.csv has 2"):
-        score_submission(Submission(names, good), TestPoints(names[:2], indices[:2]), truth[:2])
+        score_values(Submission(names, good), TestPoints(names[:2], indices[:2]), truth[:2])
     swapped = names[[0, 2, 1]]
     with pytest.raises(InputError, match="out of order") as caught:
-        score_submission(Submission(swapped, good), TestPoints(names, indices), truth)
+        score_values(Submission(swapped, good), TestPoints(names, indices), truth)
     assert caught.value.line == 3
     with pytest.raises(InputError, match="asks for 2"):
-        score_submission(Submission(names, np.zeros((3, 3, 2))), TestPoints(names, indices), truth)
+        score_values(Submission(names, np.zeros((3, 3, 2))), TestPoints(names, indices), truth)
 
 
 def test_subsets_are_uniform_distinct_and_fixed_per_name() -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ensemble.competition.layout import FACE_971, flip_permutation, layout_for
-from ensemble.fkd.layout import (
-    EYES,
-    KEYPOINTS,
-    fkd_flip_permutation,
-    fkd_layout,
-    twin_permutation,
+from ensemble.competition.layout import (
+    FACE_971,
+    LAYOUTS_FOLDER,
+    flip_mismatches,
+    flip_permutation,
+    layout_for,
+    read_layout,
 )
-from ensemble.synthetic.face_model import sample_shape, template_shape
+from ensemble.fkd.layout import EYES, FKD_LAYOUT, FKD_TWINS, KEYPOINTS
+from ensemble.synthetic.face_model import FaceParams, build_shape, sample_shape
 from ensemble.synthetic.fkd import SOURCES, keypoints_from_971
 
 # Means of the real Kaggle training labels (rounded): "left" is on the image's right.
@@ -30,38 +31,40 @@ def _swap_sides(name: str) -> str:
     return name.replace("left", "@").replace("right", "left").replace("@", "right")
 
 
+def _swapped_by_name() -> np.ndarray:
+    """The flip permutation by the keypoints' names: left_* <-> right_*, the rest in place."""
+    return np.array([KEYPOINTS.index(_swap_sides(name)) for name in KEYPOINTS])
+
+
 def test_layout_has_one_region_per_keypoint_in_kaggle_order() -> None:
-    layout = fkd_layout()
+    layout = FKD_LAYOUT
     assert layout.n_points == 15
     assert [region.name for region in layout.regions] == list(KEYPOINTS)
     assert all(len(region) == 1 for region in layout.regions)
     assert layout.region("nose_tip").start == 10
     assert KEYPOINTS[EYES[0]] == "left_eye_center" and KEYPOINTS[EYES[1]] == "right_eye_center"
     assert layout_for(15) is layout  # region tables and per-region blends use keypoint names
-
-
-def test_twin_permutation_swaps_every_left_right_pair() -> None:
-    perm = twin_permutation()
-    for index, name in enumerate(KEYPOINTS):
-        assert KEYPOINTS[perm[index]] == _swap_sides(name)
-    np.testing.assert_array_equal(perm[perm], np.arange(15))
+    assert layout == read_layout(LAYOUTS_FOLDER / "fkd15.json", 15)  # shipped as a layout file
+    for left, right in FKD_TWINS.items():
+        assert right == _swap_sides(left)
 
 
 @pytest.mark.parametrize("source", ["kaggle", "template"])
 def test_flip_permutation_derived_from_a_mean_shape(source: str) -> None:
-    mean = KAGGLE_MEAN if source == "kaggle" else keypoints_from_971(template_shape())
-    np.testing.assert_array_equal(fkd_flip_permutation(mean), twin_permutation())
+    mean = KAGGLE_MEAN if source == "kaggle" else keypoints_from_971(build_shape(FaceParams()))
+    np.testing.assert_array_equal(flip_permutation(mean), _swapped_by_name())
+    np.testing.assert_array_equal(FKD_LAYOUT.flip_permutation(mean), _swapped_by_name())
 
 
-def test_flip_permutation_rejects_a_shape_with_sides_mixed_up() -> None:
+def test_a_shape_with_sides_mixed_up_is_named() -> None:
     mixed = KAGGLE_MEAN.copy()
     mixed[[0, 2]] = mixed[[2, 0]]  # a left eye centre labelled as the inner corner
-    with pytest.raises(ValueError, match="left_eye_center"):
-        fkd_flip_permutation(mixed)
+    problems = flip_mismatches(flip_permutation(mixed), FKD_LAYOUT, FKD_TWINS)
+    assert any("left_eye_center" in problem for problem in problems)
 
 
 def test_keypoints_are_extreme_points_of_their_971_regions() -> None:
-    shape = template_shape()
+    shape = build_shape(FaceParams())
     for name, region, pick in [
         ("right_eye_outer_corner", "left eye", np.argmin),
         ("right_eye_inner_corner", "left eye", np.argmax),
@@ -79,8 +82,8 @@ def test_keypoints_are_extreme_points_of_their_971_regions() -> None:
 
 
 def test_mapping_commutes_with_a_horizontal_flip() -> None:
-    perm971 = flip_permutation(template_shape())
-    perm15 = twin_permutation()
+    perm971 = flip_permutation(build_shape(FaceParams()))
+    perm15 = _swapped_by_name()
     shape, _ = sample_shape(np.random.default_rng(3))  # asymmetric (pose and expression)
 
     def flip(points: np.ndarray, perm: np.ndarray) -> np.ndarray:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ensemble.errors import InputError
 from ensemble.io.checks import point_columns, row_index
 from ensemble.io.landmarks import read_landmarks, write_landmarks
-from ensemble.io.submission import read_submission, write_submission
+from ensemble.io.submission import gather_points, read_submission, write_submission
 from ensemble.io.test_points import read_test_points, write_test_points
 
 
@@ -165,3 +169,107 @@ def test_writers_are_atomic(tmp_path: Path) -> None:
 
 def test_row_index_maps_each_name_to_its_row() -> None:
     assert row_index(["b.jpg", "a.jpg"]) == {"b.jpg": 0, "a.jpg": 1}
+
+
+def _shortest(value: float, decimals: int) -> str:
+    """The text of a rounded value: its fixed-point digits, trailing zeros dropped (by hand)."""
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".") if decimals else f"{value:.0f}"
+
+
+@pytest.mark.parametrize("decimals", range(7))
+def test_submission_text_at_every_power_of_ten(tmp_path: Path, decimals: int) -> None:
+    powers = 10.0 ** np.arange(0, 7)
+    values = np.concatenate([powers, powers - 1, powers + 0.5, -powers, [0.0, 9.99995, 2.5e-5]])
+    values = values[: len(values) // 2 * 2].reshape(-1, 2)
+    names = [f"r{i}.jpg" for i in range(len(values))]
+    write_submission(tmp_path / "s.csv", names, values, decimals=decimals)
+    rows = [line.split(",") for line in (tmp_path / "s.csv").read_text().splitlines()[1:]]
+    assert [row[0] for row in rows] == names
+    rounded = np.round(values, decimals)  # half to even
+    assert [row[1:] for row in rows] == [[_shortest(v, decimals) for v in r] for r in rounded]
+
+
+def test_submission_writer_keeps_ragged_padding_empty(tmp_path: Path) -> None:
+    values = np.array([[[1.25, 2.0], [np.nan, np.nan]], [[3.0, -0.5], [4.0, 5.0]]])
+    write_submission(tmp_path / "s.csv", ["a", "b"], values)
+    assert (tmp_path / "s.csv").read_text().splitlines()[1:] == ["a,1.25,2,,", "b,3,-0.5,4,5"]
+    loaded = read_submission(tmp_path / "s.csv", allow_missing=True)
+    np.testing.assert_array_equal(loaded.values, values)
+
+
+@given(
+    lists=st.lists(st.lists(st.integers(0, 20), min_size=1, max_size=5), min_size=1, max_size=6),
+    separator=st.sampled_from([", ", ",", " , "]),
+    ragged=st.booleans(),
+)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_test_points_reader_agrees_with_a_plain_parse(tmp_path, lists, separator, ragged) -> None:
+    body = "".join(f"f{r}.jpg\t[{separator.join(map(str, row))}]\n" for r, row in enumerate(lists))
+    path = tmp_path / "test_points.csv"
+    path.write_text("file_name\tpoint_index_list\n" + body)
+    widths = {len(row) for row in lists}
+    repeated = any(len(set(row)) < len(row) for row in lists)
+    if repeated or (len(widths) > 1 and not ragged):
+        with pytest.raises(InputError):
+            read_test_points(path, 21, ragged)
+        return
+    got = read_test_points(path, 21, ragged)
+    width = max(widths)
+    assert list(got.file_names) == [f"f{r}.jpg" for r in range(len(lists))]
+    assert got.indices.tolist() == [row + [-1] * (width - len(row)) for row in lists]
+
+
+_IMPORT_PROBE = """
+import sys
+from ensemble.cli import main
+sys.argv = ["ens", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(m for m in ("pandas", "numba", "scipy", "torch") if m in sys.modules))
+"""
+
+
+def test_blend_and_score_start_without_pandas(tmp_path: Path) -> None:
+    from tests.helpers import write_tiny_competition
+
+    data = write_tiny_competition(tmp_path / "data", n_test=6, n_points=12, k=5)
+    names, points, _ = data["test"]
+    values = gather_points(points, data["indices"]) + 1.0  # every value 1 px off: MSE 1
+    write_submission(tmp_path / "sub.csv", names, values)
+    out = tmp_path / "out.csv"
+    for args, check in (
+        (["score", str(tmp_path / "sub.csv"), "--data", str(tmp_path / "data")], None),
+        (["blend", str(tmp_path / "sub.csv"), str(tmp_path / "sub.csv"), "-o", str(out)], out),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE, *args], capture_output=True, text=True
+        )
+        lines = result.stdout.strip().splitlines()
+        assert lines[-1] == "[]", result.stderr
+        if check is None:
+            assert lines[-2].split()[1:] == ["1.0000", "1.0000"]
+        else:
+            assert check.read_bytes() == (tmp_path / "sub.csv").read_bytes()
+
+
+def test_a_landmarks_file_with_only_its_header_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "landmarks.csv"
+    path.write_text(_landmarks_text([]).rstrip("\n"))
+    with pytest.raises(InputError, match="no data rows after the header") as caught:
+        read_landmarks(path)
+    assert caught.value.line == 2
+
+
+def test_header_only_test_points_and_submission_are_named(tmp_path: Path) -> None:
+    points = tmp_path / "test_points.csv"
+    points.write_text("file_name\tpoint_index_list")
+    with pytest.raises(InputError, match="line 2: no data rows after the header"):
+        read_test_points(points)
+    submission = tmp_path / "s.csv"
+    submission.write_text("file_name,Point_M0_X,Point_M0_Y")
+    with pytest.raises(InputError, match="line 2: no data rows after the header"):
+        read_submission(submission)
