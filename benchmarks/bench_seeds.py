@@ -13,10 +13,10 @@ The mean-shape baseline on the same test images and the fitted blend of each see
 - `hard`: 500 train images, 5% label errors, 5% crowd (too little for 6 CPU epochs: every
   recipe stays near the mean shape)
 
-`--set KEY=VALUE` overrides a [defaults] key of the config (TOML values, e.g. `--set lr=0.01`
-sets the first stage's lr through `stages`, see `--help`). Results go to WORK/LABEL/results.json
-(one record per run, seed and data set) and a Markdown table on stdout. Runs already trained are
-reused, so an interrupted benchmark continues where it stopped.
+`--set KEY=VALUE` overrides a [defaults] key of the config (TOML values: `--set restarts=0`,
+`--set stages.lr=0.003` in every stage, `--set augment.blur=1.5`). Results go to
+WORK/LABEL/results.json (one record per run, seed and data set) and a Markdown table on stdout.
+Runs already trained are reused, so an interrupted benchmark continues where it stopped.
 
     .venv/bin/python benchmarks/bench_seeds.py --work /tmp/bench_seeds --label shipped \
         --data default p98 --seeds 0 1 2 3 4
