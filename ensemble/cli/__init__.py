@@ -23,6 +23,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "ensemble.cli.demo:demo",
     "import-fkd": "ensemble.cli.import_fkd:import_fkd",
     "export-fkd": "ensemble.cli.export_fkd:export_fkd",
+    "import-run": "ensemble.cli.import_run:import_run",
     "blend": "ensemble.cli.blend:blend",
     "make-demo": "ensemble.cli.make_demo:make_demo",
     "show": "ensemble.cli.show:show",

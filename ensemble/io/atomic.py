@@ -1,9 +1,11 @@
-"""Atomic file writes (a temp file in the same folder, then os.replace) and the output check."""
+"""Atomic writes (a temp file or folder beside the target, then os.replace) and the output
+check."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -62,6 +64,50 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Open a temporary file for writing; it replaces `path` only when the block succeeds."""
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as handle:
         yield handle
+
+
+def _folder_beside(target: Path, suffix: str) -> Path:
+    """Create an empty temp folder beside `target` (InputError when that fails)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
+    except OSError as error:
+        raise _write_error(target, error) from None
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temp folder beside `path`; it becomes `path` only if the block succeeds.
+
+    A folder already at `path` is replaced then (moved aside, then removed); on failure the temp
+    folder is removed and `path` is left as it was.
+    """
+    target = Path(path)
+    work = _folder_beside(target, ".tmp")
+    try:
+        os.chmod(work, 0o777 & ~_current_umask())  # as mkdir makes it, not mkdtemp's 0o700
+        yield work
+        _swap_in(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap_in(work: Path, target: Path) -> None:
+    """Rename `work` to `target`, replacing a folder there (put back if the rename fails)."""
+    aside = _folder_beside(target, ".old") if target.exists() else None
+    try:
+        if aside is not None:
+            os.replace(target, aside)  # a folder onto an empty folder
+        os.replace(work, target)
+    except OSError as error:
+        if aside is not None:
+            if target.exists():
+                aside.rmdir()  # still empty: the old folder never moved
+            else:
+                os.replace(aside, target)
+        raise _write_error(target, error) from None
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _same(first: Path, second: Path) -> bool:

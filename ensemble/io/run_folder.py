@@ -163,9 +163,10 @@ def find_runs(runs_dir: str | Path, require: str = VAL_PREDICTIONS) -> list[RunF
 
 
 def data_dir_of(runs: list[RunFolder]) -> Path | None:
-    """The data folder recorded in the runs' config.toml (`data` key), if any."""
+    """The data folder recorded in the runs' config.toml (`data` key; an imported run's in its
+    summary.json), if any."""
     for run in runs:
-        data = run.config().get("data")
+        data = run.config().get("data") or run.summary().get("data")
         if data:
             return Path(data)
     return None
