@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
-from ensemble.blend.fit import FittedWeights, blend_points, fit_weights
+from ensemble.blend.fit import FittedWeights, blend_points, fit_weights, residual_matrix
 from ensemble.blend.fusion import FusionFit, fit_gamma, fused_weights
 from ensemble.blend.names import FUSION_METHOD
+from ensemble.blend.no_weight import NO_WEIGHT, why_no_weight
 from ensemble.blend.poor_runs import PoorRuns, poor_among
+from ensemble.competition.baseline import baseline_for_train_images
 from ensemble.competition.layout import dataset_layout
 from ensemble.competition.metric import validation_score
 from ensemble.competition.subsets import validation_subsets
@@ -167,6 +169,7 @@ class FitReport:
     fitted_score: float | None = None
     sigma_runs: tuple[str, ...] = ()  # the runs whose predictions have sigma
     poor: PoorRuns | None = None  # poor runs among the inputs and the fit without them
+    no_weight: dict[str, str] = field(default_factory=dict)  # run -> why the fit gave it none
 
     def to_json(self) -> dict:
         """A JSON-ready summary: runs, weights (global or per region), val scores."""
@@ -181,6 +184,8 @@ class FitReport:
         if self.poor is not None:
             data["poor_runs"] = {name: h.reason for name, h in self.poor.health.items()}
             data["val_score_without_poor_runs"] = self.poor.score_without
+        if self.no_weight:
+            data["no_weight"] = self.no_weight
         rows = [dict(zip(names, map(float, row), strict=True)) for row in self.fitted.weights]
         if self.fitted.per_region:
             regions = [region.name for region in self.fitted.layout.regions]
@@ -227,6 +232,7 @@ def fit_runs(
     scores = np.array([validation_score(names, p, truth) for p in predictions])
     blended = blend_points(predictions, fitted.point_weights())
     score = validation_score(names, blended, truth)
+    no_weight = _no_weight_reasons(runs, fitted, predictions, truth, names, data)
     poor = None
     if poor_runs := poor_among(runs):
         keep = [i for i, run in enumerate(runs) if run.name not in poor_runs]
@@ -240,7 +246,9 @@ def fit_runs(
         mean_weights = dict(zip([r.name for r in runs], fitted.weights.mean(axis=0), strict=True))
         poor = PoorRuns(poor_runs, {n: mean_weights[n] for n in poor_runs}, score, without)
     if not fused:
-        return FitReport(runs, fitted, scores, score, len(names), data, poor=poor)
+        return FitReport(
+            runs, fitted, scores, score, len(names), data, poor=poor, no_weight=no_weight
+        )
     sigma = np.stack(
         [
             np.full(truth.shape[:2], np.nan) if a.sigma is None else a.sigma
@@ -261,8 +269,40 @@ def fit_runs(
         values, value_sigma, gather_points(truth, indices), fitted.point_weights()[indices]
     )
     return FitReport(
-        runs, fitted, scores, fusion.score, len(names), data, fusion, score, sigma_runs, poor
+        runs,
+        fitted,
+        scores,
+        fusion.score,
+        len(names),
+        data,
+        fusion,
+        score,
+        sigma_runs,
+        poor,
+        no_weight,
     )
+
+
+def _no_weight_reasons(
+    runs: list[RunFolder],
+    fitted: FittedWeights,
+    predictions: np.ndarray,
+    truth: np.ndarray,
+    names: np.ndarray,
+    data: Path,
+) -> dict[str, str]:
+    """Why the fit gave a run (nearly) no weight (`ensemble.blend.no_weight`); the mean shape is
+    scored on the same validation images only when some run has none."""
+    weights = fitted.weights.mean(axis=0)
+    if (weights > NO_WEIGHT).all():
+        return {}
+    indices = validation_subsets(names, predictions.shape[2])
+    residuals, _ = residual_matrix(predictions, truth, indices)
+    try:
+        baseline = validation_score(names, baseline_for_train_images(data, names), truth)
+    except InputError:  # the train images cannot be sized: judge by dominance alone
+        baseline = None
+    return why_no_weight([run.name for run in runs], weights, residuals, baseline)
 
 
 def weights_path_for(output: str | Path) -> Path:

@@ -260,6 +260,8 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
             fallback = " (global)" if region.name in report.fitted.fallback else ""
             values = " ".join(f"{w:>10.4f}" for w in row)
             click.echo(f"{region.name[:26]:<26} {values}{fallback}")
+    for name, reason in report.no_weight.items():
+        click.echo(f"{name} gets no weight: {reason}")
     if report.poor is not None:
         for line in report.poor.lines(fitted=True):
             click.echo(f"warning: {line}", err=True)
