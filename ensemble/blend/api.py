@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
+from ensemble.blend.cross_validation import cross_validated_score
 from ensemble.blend.fit import FittedWeights, blend_points, fit_weights, residual_matrix
 from ensemble.blend.fusion import FusionFit, fit_gamma, fused_weights
-from ensemble.blend.names import FUSION_METHOD
+from ensemble.blend.names import CV_FOLDS, FUSION_METHOD
 from ensemble.blend.no_weight import NO_WEIGHT, why_no_weight
 from ensemble.blend.poor_runs import PoorRuns, poor_among
 from ensemble.competition.baseline import baseline_for_train_images
@@ -50,6 +51,7 @@ __all__ = [
     "blend_from_scores",
     "blend_runs",
     "blend_submissions",
+    "compare_fits",
     "fit_runs",
     "fit_weights",
     "weights_from_scores",
@@ -170,6 +172,7 @@ class FitReport:
     sigma_runs: tuple[str, ...] = ()  # the runs whose predictions have sigma
     poor: PoorRuns | None = None  # poor runs among the inputs and the fit without them
     no_weight: dict[str, str] = field(default_factory=dict)  # run -> why the fit gave it none
+    cv_score: float | None = None  # the out-of-fold blend's score (ensemble.blend.cross_validation)
 
     def to_json(self) -> dict:
         """A JSON-ready summary: runs, weights (global or per region), val scores."""
@@ -186,6 +189,8 @@ class FitReport:
             data["val_score_without_poor_runs"] = self.poor.score_without
         if self.no_weight:
             data["no_weight"] = self.no_weight
+        if self.cv_score is not None:
+            data["cross_validated_score"] = {"score": self.cv_score, "folds": CV_FOLDS}
         rows = [dict(zip(names, map(float, row), strict=True)) for row in self.fitted.weights]
         if self.fitted.per_region:
             regions = [region.name for region in self.fitted.layout.regions]
@@ -233,6 +238,11 @@ def fit_runs(
     blended = blend_points(predictions, fitted.point_weights())
     score = validation_score(names, blended, truth)
     no_weight = _no_weight_reasons(runs, fitted, predictions, truth, names, data)
+    cv_score = None
+    if not fused:
+        cv_score = cross_validated_score(
+            predictions, truth, names, method, per_region, rounds, layout
+        )
     poor = None
     if poor_runs := poor_among(runs):
         keep = [i for i, run in enumerate(runs) if run.name not in poor_runs]
@@ -247,7 +257,15 @@ def fit_runs(
         poor = PoorRuns(poor_runs, {n: mean_weights[n] for n in poor_runs}, score, without)
     if not fused:
         return FitReport(
-            runs, fitted, scores, score, len(names), data, poor=poor, no_weight=no_weight
+            runs,
+            fitted,
+            scores,
+            score,
+            len(names),
+            data,
+            poor=poor,
+            no_weight=no_weight,
+            cv_score=cv_score,
         )
     sigma = np.stack(
         [
@@ -392,3 +410,69 @@ def __getattr__(name: str) -> object:
 
         return weights_from_scores
     raise AttributeError(f"module 'ensemble.blend.api' has no attribute '{name}'")
+
+
+@dataclass(frozen=True)
+class MethodScore:
+    """A fitting method's validation score: in sample, and cross-validated over images."""
+
+    method: str  # as asked for on the command line: "lsq", "greedy --per-region", ...
+    in_sample: float
+    cross_validated: float | None  # None with too few images for the folds
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every fitting method scored on the same validation images, beside the single runs."""
+
+    methods: list[MethodScore]
+    singles: dict[str, float]  # each run's own val score on the same images
+    n_images: int
+
+    def chosen(self) -> MethodScore:
+        """The simplest method (in COMPARED_FITS order) whose cross-validated score is within
+        CHOICE_TOLERANCE of the lowest (the in-sample score when not estimable)."""
+        scores = [
+            m.cross_validated if m.cross_validated is not None else m.in_sample
+            for m in self.methods
+        ]
+        lowest = min(scores)
+        return next(
+            m
+            for m, s in zip(self.methods, scores, strict=True)
+            if s <= lowest * (1 + CHOICE_TOLERANCE)
+        )
+
+
+CHOICE_TOLERANCE = 0.001  # a method must beat a simpler one by more than 0.1% to be chosen
+COMPARED_FITS = (("lsq", False), ("greedy", False), ("lsq", True), ("greedy", True))
+
+
+def compare_fits(
+    runs_dir: str | Path, data_dir: str | Path | None = None, rounds: int = 50
+) -> Comparison:
+    """Score every fitting method (lsq, greedy, each also per region) on the runs' validation
+    images, in sample and cross-validated (`ensemble.blend.cross_validation`)."""
+    from ensemble.io.aligned_predictions import load_validation
+    from ensemble.io.run_folder import find_runs
+
+    runs = find_runs(runs_dir)
+    validation = load_validation(runs, data_dir)
+    names, predictions, truth = validation.names, validation.predictions, validation.truth
+    layout = dataset_layout(validation.data_dir, validation.n_points)
+    methods = []
+    for method, per_region in COMPARED_FITS:
+        fitted = fit_weights(predictions, truth, names, method, per_region, rounds, layout=layout)
+        in_sample = validation_score(
+            names, blend_points(predictions, fitted.point_weights()), truth
+        )
+        held_out = cross_validated_score(
+            predictions, truth, names, method, per_region, rounds, layout
+        )
+        label = f"{method} --per-region" if per_region else method
+        methods.append(MethodScore(label, in_sample, held_out))
+    singles = {
+        run.name: validation_score(names, points, truth)
+        for run, points in zip(runs, predictions, strict=True)
+    }
+    return Comparison(methods, singles, len(names))

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from ensemble.blend.names import COMBINERS, FIT_METHODS, FUSION_METHOD, SCHEMES, SCORE_COLUMNS
+from ensemble.blend.names import (
+    COMBINERS,
+    CV_FOLDS,
+    FIT_METHODS,
+    FUSION_METHOD,
+    SCHEMES,
+    SCORE_COLUMNS,
+)
 from ensemble.cli.options import data_option, output_option
 from ensemble.io.atomic import check_output
 
@@ -30,7 +37,7 @@ class FiniteRange(click.FloatRange):
 
 @click.command("blend")
 @click.argument("submissions", nargs=-1, type=click.Path(path_type=Path))
-@output_option("Blend to write.", kind="any")
+@output_option("Blend to write (not with --compare).", kind="any", required=False)
 @click.option(
     "--weights",
     "scores_path",
@@ -91,6 +98,12 @@ class FiniteRange(click.FloatRange):
 )
 @click.option("--per-region", is_flag=True, help="--fit: one weight vector per face region.")
 @click.option(
+    "--compare",
+    is_flag=True,
+    help="--fit: score every method (lsq, greedy, each per region too) in sample and "
+    "cross-validated over the validation images, and say which to choose; writes nothing.",
+)
+@click.option(
     "--rounds",
     type=click.IntRange(min=1),
     default=50,
@@ -120,6 +133,7 @@ def blend(
     data: Path | None,
     method: str,
     per_region: bool,
+    compare: bool,
     rounds: int,
     decimals: int,
 ) -> None:
@@ -131,11 +145,20 @@ def blend(
     ens blend a.csv b.csv c.csv --combine median -o blend.csv   # no scores needed
     ens blend --fit RUNS -o blend.csv                           # fitted on validation
     ens blend --fit RUNS --per-region -o blend.csv              # one weight set per region
+    ens blend --fit RUNS --compare                              # which method to trust
 
     All inputs must share header and file names (rows are aligned by file name). The output
     is written atomically, never over an input, rounded half-to-even. --fit also writes
-    OUT.weights.json with the weights and the validation scores.
+    OUT.weights.json with the weights and the validation scores, in sample and cross-validated
+    (5 folds over the validation images: each fold blended with weights fitted on the others).
     """
+    if compare:
+        if runs_dir is None or output is not None:
+            raise click.UsageError("--compare goes with --fit RUNS and writes nothing (no -o)")
+        _compare(runs_dir, data, rounds)
+        return
+    if output is None:
+        raise click.UsageError("Missing option '-o' / '--output'.")
     if runs_dir is not None:
         if submissions or scores_path is not None:
             raise click.UsageError("--fit takes no SUBMISSIONS and no --weights")
@@ -260,6 +283,11 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
             fallback = " (global)" if region.name in report.fitted.fallback else ""
             values = " ".join(f"{w:>10.4f}" for w in row)
             click.echo(f"{region.name[:26]:<26} {values}{fallback}")
+    if report.cv_score is not None:
+        click.echo(
+            f"{'cross-validated':<32} {report.cv_score:>12.6g}   ({CV_FOLDS} folds over the "
+            "images: each scored with weights fitted without it; the blend's line is in sample)"
+        )
     for name, reason in report.no_weight.items():
         click.echo(f"{name} gets no weight: {reason}")
     if report.poor is not None:
@@ -267,6 +295,29 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
             click.echo(f"warning: {line}", err=True)
     result = blend_runs(report, output, decimals)
     click.echo(f"wrote {output} ({len(result.file_names)} rows) and {weights_path_for(output)}")
+
+
+def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
+    from ensemble.blend import compare_fits
+
+    comparison = compare_fits(runs_dir, data, rounds)
+    click.echo(
+        f"compared on {comparison.n_images} validation images ({CV_FOLDS} folds: each fitted on "
+        "the others, scored on itself):"
+    )
+    click.echo(f"{'method':<32} {'in sample':>12} {'cross-validated':>16}")
+    for row in comparison.methods:
+        held_out = "n/a" if row.cross_validated is None else f"{row.cross_validated:.6g}"
+        click.echo(f"{row.method:<32} {row.in_sample:>12.6g} {held_out:>16}")
+    best_run, best = min(comparison.singles.items(), key=lambda item: item[1])
+    click.echo(f"best single run: {best_run}, {best:.6g}")
+    chosen = comparison.chosen()
+    score = chosen.cross_validated if chosen.cross_validated is not None else chosen.in_sample
+    gain = 100 * (best - score) / best if best > 0 else 0.0
+    click.echo(
+        f"would choose: {chosen.method} (cross-validated {score:.6g}, {gain:.2f}% below the best "
+        f"single run): ens blend --fit {runs_dir} --method {chosen.method} -o OUT.csv"
+    )
 
 
 def _check_fit_outputs(output: Path, runs_dir: Path, data: Path | None) -> None:

@@ -109,3 +109,18 @@ def test_fit_prints_val_scores_and_writes_weights(tmp_path):
     result = _run("--fit", runs, "--per-region", "-o", tmp_path / "regional.csv")
     assert result.exit_code == 0, result.output
     assert "per-region weights" in result.output and "left eyebrow" in result.output
+
+
+def test_compare_command_prints_the_table_and_writes_nothing(tmp_path):
+    from tests.helpers import make_runs
+
+    runs, *_ = make_runs(tmp_path, [1.0, 2.0])
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(cli, ["blend", "--fit", str(runs), "--compare"])
+    assert result.exit_code == 0, result.output
+    assert "cross-validated" in result.output and "would choose: " in result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    refused = CliRunner().invoke(
+        cli, ["blend", "--fit", str(runs), "--compare", "-o", str(tmp_path / "x.csv")]
+    )
+    assert refused.exit_code == 2 and "writes nothing" in refused.output
