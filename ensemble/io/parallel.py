@@ -43,7 +43,8 @@ def map_ordered(
 
     Items are taken from `items` only as threads free up, and at most `ahead` (default: the
     number of workers) results wait to be taken, so memory stays bounded when either side is
-    slower. Closing the iterator early cancels what has not started.
+    slower. Closing the iterator early (or dropping it) cancels what has not started and never
+    waits for the threads.
     """
     count = workers()
     source = iter(items)
@@ -51,15 +52,21 @@ def map_ordered(
         yield from map(function, source)
         return
     ahead = count if ahead is None else max(1, ahead)
-    with ThreadPoolExecutor(count) as pool:
-        pending: deque[Future[R]] = deque()
-        try:
-            for item in source:
-                pending.append(pool.submit(function, item))
-                if len(pending) > ahead:
-                    yield pending.popleft().result()
-            while pending:
+    pool = ThreadPoolExecutor(count)
+    pending: deque[Future[R]] = deque()
+    finished = False
+    try:
+        for item in source:
+            pending.append(pool.submit(function, item))
+            if len(pending) > ahead:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+        finished = True
+    finally:
+        # Closed early, this may run in the garbage collector, on any thread and at any point
+        # (even inside another thread's start): joining the workers there can deadlock, so they
+        # are only told to stop; the item each is on finishes and is dropped.
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=finished)

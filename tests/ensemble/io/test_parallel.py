@@ -48,3 +48,27 @@ def test_map_ordered_on_one_core_runs_in_this_thread(monkeypatch) -> None:
     monkeypatch.setattr(parallel, "workers", lambda: 1)
     threads = list(map_ordered(lambda _: threading.current_thread(), range(3)))
     assert threads == [threading.current_thread()] * 3
+
+
+def test_closing_early_never_waits_for_a_busy_thread(monkeypatch) -> None:
+    # Closed early, map_ordered may run its cleanup in the garbage collector on any thread:
+    # joining the workers there can deadlock, so closing must return while a worker is busy.
+    monkeypatch.setattr(parallel, "workers", lambda: 2)
+    release, busy = threading.Event(), threading.Event()
+
+    def blocked_after_first(number: int) -> int:
+        if number > 0:
+            busy.set()
+            release.wait()
+        return number
+
+    results = map_ordered(blocked_after_first, range(4), ahead=1)
+    assert next(results) == 0
+    assert busy.wait(timeout=30)  # a worker is inside item 1: it cannot be cancelled
+    closer = threading.Thread(target=results.close)
+    closer.start()
+    closer.join(timeout=30)
+    closed = not closer.is_alive()
+    release.set()  # let the busy workers finish either way
+    closer.join()
+    assert closed, "closing map_ordered waited for a busy worker thread"
