@@ -173,6 +173,7 @@ class FitReport:
     poor: PoorRuns | None = None  # poor runs among the inputs and the fit without them
     no_weight: dict[str, str] = field(default_factory=dict)  # run -> why the fit gave it none
     cv_score: float | None = None  # the out-of-fold blend's score (ensemble.blend.cross_validation)
+    shared_note: str = ""  # which runs have fewer validation images, when they differ
 
     def to_json(self) -> dict:
         """A JSON-ready summary: runs, weights (global or per region), val scores."""
@@ -266,6 +267,7 @@ def fit_runs(
             poor=poor,
             no_weight=no_weight,
             cv_score=cv_score,
+            shared_note=validation.shared_note(),
         )
     sigma = np.stack(
         [
@@ -298,6 +300,7 @@ def fit_runs(
         sigma_runs,
         poor,
         no_weight,
+        shared_note=validation.shared_note(),
     )
 
 
@@ -428,6 +431,7 @@ class Comparison:
     methods: list[MethodScore]
     singles: dict[str, float]  # each run's own val score on the same images
     n_images: int
+    shared_note: str = ""  # which runs have fewer validation images, when they differ
 
     def chosen(self) -> MethodScore:
         """The simplest method (in COMPARED_FITS order) whose cross-validated score is within
@@ -462,6 +466,8 @@ def compare_fits(
     layout = dataset_layout(validation.data_dir, validation.n_points)
     methods = []
     for method, per_region in COMPARED_FITS:
+        if per_region and len(layout.regions) < 2:
+            continue  # one region: the same fit as the global one
         fitted = fit_weights(predictions, truth, names, method, per_region, rounds, layout=layout)
         in_sample = validation_score(
             names, blend_points(predictions, fitted.point_weights()), truth
@@ -475,4 +481,4 @@ def compare_fits(
         run.name: validation_score(names, points, truth)
         for run, points in zip(runs, predictions, strict=True)
     }
-    return Comparison(methods, singles, len(names))
+    return Comparison(methods, singles, len(names), validation.shared_note())

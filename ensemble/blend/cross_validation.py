@@ -24,7 +24,7 @@ def image_folds(n_images: int, folds: int, seed: int = 0) -> np.ndarray:
     return fold_of
 
 
-def out_of_fold_blend(
+def cross_validated_score(
     predictions: np.ndarray,
     truth: np.ndarray,
     file_names: np.ndarray,
@@ -33,9 +33,12 @@ def out_of_fold_blend(
     rounds: int = 50,
     layout: Layout | None = None,
     folds: int = CV_FOLDS,
-) -> np.ndarray:
-    """Every validation image (n, N, 2) blended with weights fitted on the other folds' images."""
+) -> float | None:
+    """The validation score of the out-of-fold blend, every image (n, N, 2) blended with
+    weights fitted on the other folds' images (None with fewer images than 2 x folds)."""
     file_names = np.asarray(file_names)
+    if len(file_names) < 2 * folds:
+        return None
     fold_of = image_folds(len(file_names), folds)
     blended = np.empty(predictions.shape[1:], dtype=np.float64)
     for fold in range(folds):
@@ -50,23 +53,4 @@ def out_of_fold_blend(
             layout=layout,
         )
         blended[held] = blend_points(predictions[:, held], fitted.point_weights())
-    return blended
-
-
-def cross_validated_score(
-    predictions: np.ndarray,
-    truth: np.ndarray,
-    file_names: np.ndarray,
-    method: str = "lsq",
-    per_region: bool = False,
-    rounds: int = 50,
-    layout: Layout | None = None,
-    folds: int = CV_FOLDS,
-) -> float | None:
-    """The validation score of the out-of-fold blend (None with fewer images than 2 x folds)."""
-    if len(file_names) < 2 * folds:
-        return None
-    blended = out_of_fold_blend(
-        predictions, truth, file_names, method, per_region, rounds, layout, folds
-    )
     return validation_score(file_names, blended, truth)

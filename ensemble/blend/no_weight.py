@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ensemble.blend.fit import quadratic_form
+
 NO_WEIGHT = 1e-3  # a (mean) weight at or below this counts as no weight
 
 
@@ -28,7 +30,7 @@ def why_no_weight(
     validation residuals the fit saw, `baseline` the mean shape's val score on the same images
     (None when unknown).
     """
-    moments = residuals.T @ residuals / max(len(residuals), 1)  # E[r_i r_j]; diagonal: val scores
+    moments = quadratic_form(residuals)  # E[r_i r_j]; its diagonal: the val scores
     scores = np.diag(moments)
     kept = [j for j, weight in enumerate(weights) if weight > NO_WEIGHT]
     reasons = {}

@@ -257,7 +257,7 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
     report = fit_runs(runs_dir, data, method, per_region, rounds)
     names = [run.name for run in report.runs]
     weights = report.fitted.weights
-    click.echo(f"fitted on {report.n_images} validation images ({method}):")
+    click.echo(f"fitted on {report.n_images} validation images{report.shared_note} ({method}):")
     click.echo(f"{'run':<32} {'val score':>12} {'weight':>8}")
     mean_weights = weights.mean(axis=0) if report.fitted.per_region else weights[0]
     for name, score, weight in zip(names, report.val_scores, mean_weights, strict=True):
@@ -302,8 +302,8 @@ def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
 
     comparison = compare_fits(runs_dir, data, rounds)
     click.echo(
-        f"compared on {comparison.n_images} validation images ({CV_FOLDS} folds: each fitted on "
-        "the others, scored on itself):"
+        f"compared on {comparison.n_images} validation images{comparison.shared_note} "
+        f"({CV_FOLDS} folds: each fitted on the others, scored on itself):"
     )
     click.echo(f"{'method':<32} {'in sample':>12} {'cross-validated':>16}")
     for row in comparison.methods:

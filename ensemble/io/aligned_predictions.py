@@ -37,13 +37,19 @@ def labels_for(path: str | Path, file_names: np.ndarray) -> np.ndarray:
     return landmarks.points[[position[name] for name in file_names]]
 
 
-def _aligned(runs: list[RunFolder]) -> tuple[np.ndarray, list[Predictions]]:
-    """Each run's validation predictions on the runs' common images, sorted by name."""
+def _aligned(runs: list[RunFolder]) -> tuple[np.ndarray, list[Predictions], dict[str, int]]:
+    """Each run's validation predictions on the runs' common images, sorted by name, and how
+    many validation images each run has of its own."""
     paths = [run.val_predictions_path for run in runs]
-    names, aligned = align([load_predictions(path) for path in paths], paths)
+    loaded = [load_predictions(path) for path in paths]
+    names, aligned = align(loaded, paths)
     if not len(names):
         raise InputError(runs[0].path, "the runs share no validation image")
-    return names, aligned
+    return (
+        names,
+        aligned,
+        {run.name: len(p.file_names) for run, p in zip(runs, loaded, strict=True)},
+    )
 
 
 def align(loaded: list[Predictions], paths: list[Path]) -> tuple[np.ndarray, list[Predictions]]:
@@ -85,11 +91,20 @@ class Validation:
     truth: np.ndarray  # (n, N, 2), NaN where not labelled
     data_dir: Path
     aligned: list[Predictions]  # each run's predictions on `names` (tta_spread, sigma)
+    covered: dict[str, int]  # run -> the validation images it has (`names` are those all have)
 
     @property
     def n_points(self) -> int:
         """N."""
         return int(self.truth.shape[1])
+
+    def shared_note(self) -> str:
+        """Empty when every run has the same validation images; else which runs have fewer."""
+        most = max(self.covered.values())
+        fewer = [f"{name} has {count}" for name, count in self.covered.items() if count < most]
+        if not fewer:
+            return ""
+        return f" (the images all runs share: the others have {most}, {', '.join(fewer)})"
 
 
 def load_validation(runs: list[RunFolder], data_dir: str | Path | None = None) -> Validation:
@@ -98,7 +113,7 @@ def load_validation(runs: list[RunFolder], data_dir: str | Path | None = None) -
     data = Path(data_dir) if data_dir is not None else data_dir_of(runs)
     if data is None:
         raise InputError(runs[0].path.parent, NO_DATA)
-    names, aligned = _aligned(runs)
+    names, aligned, covered = _aligned(runs)
     predictions = np.stack([item.points for item in aligned])
     truth = truth_for(data, names)
     if truth.shape[1] != predictions.shape[2]:
@@ -106,4 +121,4 @@ def load_validation(runs: list[RunFolder], data_dir: str | Path | None = None) -
             runs[0].val_predictions_path,
             f"{predictions.shape[2]} points per image, the labels in {data} have {truth.shape[1]}",
         )
-    return Validation(runs, names, predictions, truth, data, aligned)
+    return Validation(runs, names, predictions, truth, data, aligned, covered)

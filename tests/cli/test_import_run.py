@@ -241,7 +241,11 @@ def test_imported_runs_blend_and_score_like_trained_ones(tiny_competition, tmp_p
     fitted = tmp_path / "fitted.csv"
     result = invoke_ens(["blend", "--fit", str(runs), "--data", str(data), "-o", str(fitted)])
     assert result.exit_code == 0, result.output
-    assert "fitted on 7 validation images (lsq)" in result.output  # the runs' shared images
+    # the runs' shared images, and which run has fewer
+    assert (
+        "fitted on 7 validation images (the images all runs share: the others have 8, "
+        "run1 has 7) (lsq)" in result.output
+    )
     weights = json.loads(fitted.with_suffix(".weights.json").read_text())["weights"]
     assert sorted(weights) == ["run0", "run1", "upload"]  # no_val: no validation to fit on
     assert weights["run0"] > weights["run1"]
