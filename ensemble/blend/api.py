@@ -238,7 +238,7 @@ def fit_runs(
     scores = np.array([validation_score(names, p, truth) for p in predictions])
     blended = blend_points(predictions, fitted.point_weights())
     score = validation_score(names, blended, truth)
-    no_weight = _no_weight_reasons(runs, fitted, predictions, truth, names, data)
+    no_weight = _no_weight_reasons(runs, fitted, scores, predictions, truth, names, data)
     cv_score = None
     if not fused:
         cv_score = cross_validated_score(
@@ -307,6 +307,7 @@ def fit_runs(
 def _no_weight_reasons(
     runs: list[RunFolder],
     fitted: FittedWeights,
+    val_scores: np.ndarray,
     predictions: np.ndarray,
     truth: np.ndarray,
     names: np.ndarray,
@@ -323,7 +324,7 @@ def _no_weight_reasons(
         baseline = validation_score(names, baseline_for_train_images(data, names), truth)
     except InputError:  # the train images cannot be sized: judge by dominance alone
         baseline = None
-    return why_no_weight([run.name for run in runs], weights, residuals, baseline)
+    return why_no_weight([run.name for run in runs], weights, val_scores, residuals, baseline)
 
 
 def weights_path_for(output: str | Path) -> Path:

@@ -314,9 +314,10 @@ def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
     chosen = comparison.chosen()
     score = chosen.cross_validated if chosen.cross_validated is not None else chosen.in_sample
     gain = 100 * (best - score) / best if best > 0 else 0.0
+    versus = f"{gain:.2f}% below" if gain >= 0 else f"{-gain:.2f}% above (worse than)"
     click.echo(
-        f"would choose: {chosen.method} (cross-validated {score:.6g}, {gain:.2f}% below the best "
-        f"single run): ens blend --fit {runs_dir} --method {chosen.method} -o OUT.csv"
+        f"would choose: {chosen.method} (cross-validated {score:.6g}, {versus} the best single "
+        f"run): ens blend --fit {runs_dir} --method {chosen.method} -o OUT.csv"
     )
 
 

@@ -18,6 +18,11 @@ def _fit(residuals: np.ndarray) -> np.ndarray:
     return simplex_least_squares(quadratic_form(residuals))
 
 
+def _scores(residuals: np.ndarray) -> np.ndarray:
+    """Val scores as the pooled mean squared errors (every point labelled)."""
+    return np.diag(quadratic_form(residuals))
+
+
 def test_a_larger_copy_of_a_runs_errors_is_dominated_as_the_closed_form_says():
     rng = np.random.default_rng(0)
     best = rng.normal(size=4000)
@@ -28,7 +33,9 @@ def test_a_larger_copy_of_a_runs_errors_is_dominated_as_the_closed_form_says():
     q = residuals.T @ residuals / len(residuals)
     t = (q[0, 0] - q[0, 1]) / (q[1, 1] + q[0, 0] - 2 * q[0, 1])
     assert t <= 0 and weights[1] <= NO_WEIGHT
-    reasons = why_no_weight(["best", "worse"], weights, residuals, baseline=None)
+    reasons = why_no_weight(
+        ["best", "worse"], weights, _scores(residuals), residuals, baseline=None
+    )
     assert list(reasons) == ["worse"]
     correlation = q[0, 1] / np.sqrt(q[0, 0] * q[1, 1])
     ratio = np.sqrt(q[0, 0] / q[1, 1])
@@ -44,7 +51,7 @@ def test_an_independent_worse_run_keeps_weight_and_needs_no_reason():
     residuals = np.stack([rng.normal(size=4000), 1.5 * rng.normal(size=4000)], axis=1)
     weights = _fit(residuals)
     assert weights.min() > NO_WEIGHT
-    assert why_no_weight(["a", "b"], weights, residuals, baseline=None) == {}
+    assert why_no_weight(["a", "b"], weights, _scores(residuals), residuals, baseline=None) == {}
 
 
 def test_a_run_covered_by_two_others_together_is_not_blamed_on_one():
@@ -54,7 +61,9 @@ def test_a_run_covered_by_two_others_together_is_not_blamed_on_one():
     residuals = np.stack([a, b, between], axis=1)
     weights = _fit(residuals)
     assert weights[2] <= NO_WEIGHT and weights[:2].min() > NO_WEIGHT
-    reason = why_no_weight(["a", "b", "between"], weights, residuals, baseline=None)["between"]
+    reason = why_no_weight(
+        ["a", "b", "between"], weights, _scores(residuals), residuals, baseline=None
+    )["between"]
     assert reason.startswith("the other runs together") and "dominated" not in reason
 
 
@@ -65,8 +74,14 @@ def test_a_run_no_better_than_the_mean_shape_says_so():
     weights = _fit(residuals)
     assert weights[1] <= NO_WEIGHT
     score = float(residuals[:, 1] @ residuals[:, 1] / len(residuals))
-    reasons = why_no_weight(["good", "flat"], weights, residuals, baseline=score * 0.9)
+    scores = _scores(residuals)
+    reasons = why_no_weight(["good", "flat"], weights, scores, residuals, baseline=score * 0.9)
     assert reasons["flat"].startswith("no better than the mean-shape baseline")
+    # judged on the val scores given (per image first, with missing labels), not the pooled
+    # errors of the fit: a val score under the baseline is not "no better than" it
+    below = np.array([scores[0], score * 0.8])
+    reasons = why_no_weight(["good", "flat"], weights, below, residuals, baseline=score * 0.9)
+    assert reasons["flat"].startswith("dominated by good")
 
 
 def test_fit_runs_names_the_dominating_run_and_saves_the_reason(tmp_path):
