@@ -21,11 +21,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
-from ensemble.blend.cross_validation import cross_validated_score
-from ensemble.blend.fit import FittedWeights, blend_points, fit_weights, residual_matrix
-from ensemble.blend.fusion import FusionFit, fit_gamma, fused_weights
-from ensemble.blend.names import CV_FOLDS, FUSION_METHOD
+from ensemble.blend.cross_validation import (
+    cross_validated_fusion_score,
+    cross_validated_score,
+    image_folds,
+)
+from ensemble.blend.fit import FittedWeights, fit_weights, residual_matrix
+from ensemble.blend.fusion import FusionFit, fit_gamma, fuse, fused_weights
+from ensemble.blend.learned import fit_learned
+from ensemble.blend.names import CV_FOLDS, FUSION_METHOD, LEARNED_METHODS
 from ensemble.blend.no_weight import NO_WEIGHT, why_no_weight
+from ensemble.blend.point_blend import PointBlend
 from ensemble.blend.poor_runs import PoorRuns, poor_among
 from ensemble.competition.baseline import baseline_for_train_images
 from ensemble.competition.layout import dataset_layout
@@ -162,7 +168,7 @@ class FitReport:
     """
 
     runs: list[RunFolder]
-    fitted: FittedWeights
+    fitted: FittedWeights | PointBlend
     val_scores: np.ndarray
     blend_score: float
     n_images: int
@@ -192,6 +198,9 @@ class FitReport:
             data["no_weight"] = self.no_weight
         if self.cv_score is not None:
             data["cross_validated_score"] = {"score": self.cv_score, "folds": CV_FOLDS}
+        if isinstance(self.fitted, PointBlend):
+            data.update(self.fitted.to_json(names))
+            return data
         rows = [dict(zip(names, map(float, row), strict=True)) for row in self.fitted.weights]
         if self.fitted.per_region:
             regions = [region.name for region in self.fitted.layout.regions]
@@ -217,11 +226,12 @@ def fit_runs(
     per_region: bool = False,
     rounds: int = 50,
 ) -> FitReport:
-    """Fit blend weights on the validation predictions of the run folders under `runs_dir`.
+    """Fit a blend on the validation predictions of the run folders under `runs_dir`.
 
     The truth comes from `data_dir` (default: the `data` of the runs' config.toml). `method`
     "uncertainty" fits lsq weights, then the inverse-variance fusion of the runs with sigma
-    (`ensemble.blend.fusion`) on the same validation images.
+    (`ensemble.blend.fusion`) on the same validation images; "shrink" and "stack" fit one model
+    per landmark (`ensemble.blend.shrink`, `ensemble.blend.stack`).
     """
     from ensemble.io.aligned_predictions import load_validation
     from ensemble.io.run_folder import find_runs
@@ -232,49 +242,39 @@ def fit_runs(
     data = validation.data_dir
     fused = method == FUSION_METHOD
     layout = dataset_layout(data, validation.n_points)  # its own layout.json, when it has one
-    fitted = fit_weights(
-        predictions, truth, names, "lsq" if fused else method, per_region, rounds, layout=layout
-    )
+    _check_enough_images(method, names, runs_dir)
+
+    def fit(chosen: np.ndarray) -> FittedWeights | PointBlend:
+        if method in LEARNED_METHODS:
+            fold_of = image_folds(len(names), CV_FOLDS)
+            return fit_learned(method, predictions[chosen], truth, fold_of, layout)
+        how = "lsq" if fused else method
+        return fit_weights(
+            predictions[chosen], truth, names, how, per_region, rounds, layout=layout
+        )
+
+    everyone = np.arange(len(runs))
+    fitted = fit(everyone)
     scores = np.array([validation_score(names, p, truth) for p in predictions])
-    blended = blend_points(predictions, fitted.point_weights())
-    score = validation_score(names, blended, truth)
-    no_weight = _no_weight_reasons(runs, fitted, scores, predictions, truth, names, data)
-    cv_score = None
+    score = validation_score(names, fitted.blend(predictions), truth)
+    no_weight = {}
+    if method != "stack":  # the stacker's coefficients are not shares: any sign, any sum
+        no_weight = _no_weight_reasons(runs, fitted, scores, predictions, truth, names, data)
+    poor = None
+    if poor_runs := poor_among(runs):
+        keep = np.array([i for i, run in enumerate(runs) if run.name not in poor_runs], int)
+        without = None
+        if len(keep):
+            without = validation_score(names, fit(keep).blend(predictions[keep]), truth)
+        mean_weights = dict(zip([r.name for r in runs], fitted.mean_weights(), strict=True))
+        poor = PoorRuns(poor_runs, {n: mean_weights[n] for n in poor_runs}, score, without)
+    common = dict(poor=poor, no_weight=no_weight, shared_note=validation.shared_note())
     if not fused:
         cv_score = cross_validated_score(
             predictions, truth, names, method, per_region, rounds, layout
         )
-    poor = None
-    if poor_runs := poor_among(runs):
-        keep = [i for i, run in enumerate(runs) if run.name not in poor_runs]
-        without = None
-        if keep:
-            refit = fit_weights(
-                predictions[keep], truth, names, fitted.method, per_region, rounds, layout=layout
-            )
-            kept = blend_points(predictions[keep], refit.point_weights())
-            without = validation_score(names, kept, truth)
-        mean_weights = dict(zip([r.name for r in runs], fitted.weights.mean(axis=0), strict=True))
-        poor = PoorRuns(poor_runs, {n: mean_weights[n] for n in poor_runs}, score, without)
-    if not fused:
-        return FitReport(
-            runs,
-            fitted,
-            scores,
-            score,
-            len(names),
-            data,
-            poor=poor,
-            no_weight=no_weight,
-            cv_score=cv_score,
-            shared_note=validation.shared_note(),
-        )
-    sigma = np.stack(
-        [
-            np.full(truth.shape[:2], np.nan) if a.sigma is None else a.sigma
-            for a in validation.aligned
-        ]
-    )
+        return FitReport(runs, fitted, scores, score, len(names), data, cv_score=cv_score, **common)
+    sigma = validation.sigma()
     sigma_runs = tuple(run.name for run, s in zip(runs, sigma, strict=True) if np.isfinite(s).all())
     if not sigma_runs:
         raise InputError(
@@ -282,12 +282,8 @@ def fit_runs(
             "--method uncertainty: no run has sigma in val_predictions.npz (train with "
             'uncertainty = "laplace" or "gaussian")',
         )
-    indices = validation_subsets(names, predictions.shape[2])
-    values = np.stack([gather_points(p, indices) for p in predictions])
-    value_sigma = np.stack([np.take_along_axis(s, indices, axis=1) for s in sigma])
-    fusion = fit_gamma(
-        values, value_sigma, gather_points(truth, indices), fitted.point_weights()[indices]
-    )
+    fusion = _fusion_on_validation(predictions, sigma, truth, names, fitted)
+    cv_score = cross_validated_fusion_score(predictions, sigma, truth, names, per_region, layout)
     return FitReport(
         runs,
         fitted,
@@ -298,15 +294,24 @@ def fit_runs(
         fusion,
         score,
         sigma_runs,
-        poor,
-        no_weight,
-        shared_note=validation.shared_note(),
+        cv_score=cv_score,
+        **common,
     )
+
+
+def _check_enough_images(method: str, names: np.ndarray, runs_dir: str | Path) -> None:
+    """A learned blend chooses its strength across CV_FOLDS folds: it needs 2 images per fold."""
+    if method in LEARNED_METHODS and len(names) < 2 * CV_FOLDS:
+        raise InputError(
+            runs_dir,
+            f"--method {method} needs at least {2 * CV_FOLDS} validation images shared by every "
+            f"run to choose its strength across {CV_FOLDS} folds; the runs share {len(names)}",
+        )
 
 
 def _no_weight_reasons(
     runs: list[RunFolder],
-    fitted: FittedWeights,
+    fitted: FittedWeights | PointBlend,
     val_scores: np.ndarray,
     predictions: np.ndarray,
     truth: np.ndarray,
@@ -315,7 +320,7 @@ def _no_weight_reasons(
 ) -> dict[str, str]:
     """Why the fit gave a run (nearly) no weight (`ensemble.blend.no_weight`); the mean shape is
     scored on the same validation images only when some run has none."""
-    weights = fitted.weights.mean(axis=0)
+    weights = fitted.mean_weights()
     if (weights > NO_WEIGHT).all():
         return {}
     indices = validation_subsets(names, predictions.shape[2])
@@ -346,7 +351,8 @@ def blend_runs(report: FitReport, output: str | Path, decimals: int = 4) -> Blen
     inputs = [*submissions, *(run.test_predictions_path for run in runs)]
     check_output(output, inputs)
     check_output(json_path, inputs)
-    if report.fusion is None and not fitted.per_region and all(p.is_file() for p in submissions):
+    plain = isinstance(fitted, FittedWeights) and not fitted.per_region and report.fusion is None
+    if plain and all(p.is_file() for p in submissions):
         result = blend_submissions(submissions, fitted.weights[0], output, decimals=decimals)
     else:
         result = _blend_test_points(report, output, decimals)
@@ -360,15 +366,16 @@ def _blend_test_points(report: FitReport, output: str | Path, decimals: int) -> 
     n_points = report.fitted.layout.n_points
     test_points = read_test_points(test_points_path, n_points=n_points, ragged=True)
     indices = test_points.indices
-    value_weights = report.fitted.point_weights()[indices]  # (rows, K, runs)
     loaded = [_test_values(run, test_points, test_points_path, n_points) for run in report.runs]
-    values = [run_values for run_values, _ in loaded]
-    if report.fusion is not None:
-        sigma = np.stack([run_sigma for _, run_sigma in loaded])
-        value_weights = fused_weights(value_weights, sigma, report.fusion.gamma)
-    total = np.zeros((*indices.shape, 2))
-    for number, run_values in enumerate(values):
-        total += value_weights[:, :, number, None] * run_values
+    values = np.stack([run_values for run_values, _ in loaded])  # (runs, rows, K, 2)
+    if isinstance(report.fitted, PointBlend):
+        total = report.fitted.blend_values(values, indices)
+    else:
+        value_weights = report.fitted.point_weights()[indices]  # (rows, K, runs)
+        if report.fusion is not None:
+            sigma = np.stack([run_sigma for _, run_sigma in loaded])
+            value_weights = fused_weights(value_weights, sigma, report.fusion.gamma)
+        total = fuse(values, value_weights)
     total[~test_points.mask] = np.nan  # ragged padding stays empty
     columns = np.ascontiguousarray(total.reshape(len(total), -1).T)
     write_submission(output, list(test_points.file_names), columns.T, decimals)
@@ -450,14 +457,23 @@ class Comparison:
 
 
 CHOICE_TOLERANCE = 0.001  # a method must beat a simpler one by more than 0.1% to be chosen
-COMPARED_FITS = (("lsq", False), ("greedy", False), ("lsq", True), ("greedy", True))
+# simplest first; per region only with more than one region, uncertainty only with sigma
+COMPARED_FITS = (
+    ("lsq", False),
+    ("greedy", False),
+    ("lsq", True),
+    ("greedy", True),
+    ("shrink", False),
+    (FUSION_METHOD, False),
+    ("stack", False),
+)
 
 
 def compare_fits(
     runs_dir: str | Path, data_dir: str | Path | None = None, rounds: int = 50
 ) -> Comparison:
-    """Score every fitting method (lsq, greedy, each also per region) on the runs' validation
-    images, in sample and cross-validated (`ensemble.blend.cross_validation`)."""
+    """Score every fitting method (COMPARED_FITS) on the runs' validation images, in sample
+    and cross-validated (`ensemble.blend.cross_validation`)."""
     from ensemble.io.aligned_predictions import load_validation
     from ensemble.io.run_folder import find_runs
 
@@ -465,21 +481,50 @@ def compare_fits(
     validation = load_validation(runs, data_dir)
     names, predictions, truth = validation.names, validation.predictions, validation.truth
     layout = dataset_layout(validation.data_dir, validation.n_points)
+    sigma = validation.sigma()
+    has_sigma = bool(np.isfinite(sigma).all(axis=(1, 2)).any())
     methods = []
     for method, per_region in COMPARED_FITS:
-        if per_region and len(layout.regions) < 2:
-            continue  # one region: the same fit as the global one
-        fitted = fit_weights(predictions, truth, names, method, per_region, rounds, layout=layout)
-        in_sample = validation_score(
-            names, blend_points(predictions, fitted.point_weights()), truth
-        )
+        if (per_region and len(layout.regions) < 2) or (method == FUSION_METHOD and not has_sigma):
+            continue  # one region: the same fit as the global one; no sigma: lsq again
+        if method in LEARNED_METHODS and len(names) < 2 * CV_FOLDS:
+            continue  # its strength cannot be chosen across the folds
+        label = f"{method} --per-region" if per_region else method
+        if method == FUSION_METHOD:
+            fitted = fit_weights(predictions, truth, names, "lsq", layout=layout)
+            in_sample = _fusion_on_validation(predictions, sigma, truth, names, fitted).score
+            held_out = cross_validated_fusion_score(predictions, sigma, truth, names, False, layout)
+            methods.append(MethodScore(label, in_sample, held_out))
+            continue
+        if method in LEARNED_METHODS:
+            fold_of = image_folds(len(names), CV_FOLDS)
+            fitted = fit_learned(method, predictions, truth, fold_of, layout)
+        else:
+            fitted = fit_weights(
+                predictions, truth, names, method, per_region, rounds, layout=layout
+            )
+        in_sample = validation_score(names, fitted.blend(predictions), truth)
         held_out = cross_validated_score(
             predictions, truth, names, method, per_region, rounds, layout
         )
-        label = f"{method} --per-region" if per_region else method
         methods.append(MethodScore(label, in_sample, held_out))
     singles = {
         run.name: validation_score(names, points, truth)
         for run, points in zip(runs, predictions, strict=True)
     }
     return Comparison(methods, singles, len(names), validation.shared_note())
+
+
+def _fusion_on_validation(
+    predictions: np.ndarray,
+    sigma: np.ndarray,
+    truth: np.ndarray,
+    names: np.ndarray,
+    fitted: FittedWeights,
+) -> FusionFit:
+    """The gamma of the uncertainty fusion of the fitted weights, chosen on validation."""
+    indices = validation_subsets(names, predictions.shape[2])
+    values = np.stack([gather_points(p, indices) for p in predictions])
+    value_sigma = np.stack([np.take_along_axis(s, indices, axis=1) for s in sigma])
+    base = fitted.point_weights()[indices]
+    return fit_gamma(values, value_sigma, gather_points(truth, indices), base)

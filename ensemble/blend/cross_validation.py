@@ -1,10 +1,11 @@
 """Honest scores of fitted blends: K folds over the validation images, each fold blended with
-weights fitted on the other folds only.
+a blend fitted on the other folds only.
 
 A blend fitted on validation and scored on the same images looks better than it is. The
 cross-validated score is the validation score of the out-of-fold blend: every image blended
-with weights that never saw it. The folds are a fixed random partition of the images (seed 0),
-so every method is compared on the same folds.
+by a fit that never saw it. The folds are a fixed random partition of the images (seed 0),
+so every method is compared on the same folds. A learned blend (shrink, stack) also chooses its
+strength on the other folds only (nested), as the uncertainty fusion chooses its gamma.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from ensemble.blend.fit import blend_points, fit_weights
-from ensemble.blend.names import CV_FOLDS
-from ensemble.competition.layout import Layout
-from ensemble.competition.metric import validation_score
+from ensemble.blend.fusion import fit_gamma, fuse, fused_weights
+from ensemble.blend.learned import fit_on_folds
+from ensemble.blend.names import CV_FOLDS, LEARNED_METHODS
+from ensemble.blend.point_statistics import point_statistics
+from ensemble.competition.layout import Layout, layout_for
+from ensemble.competition.metric import leaderboard_mse, validation_score
+from ensemble.competition.subsets import validation_subsets
+from ensemble.io.submission import gather_points
 
 
 def image_folds(n_images: int, folds: int, seed: int = 0) -> np.ndarray:
@@ -34,13 +40,21 @@ def cross_validated_score(
     layout: Layout | None = None,
     folds: int = CV_FOLDS,
 ) -> float | None:
-    """The validation score of the out-of-fold blend, every image (n, N, 2) blended with
-    weights fitted on the other folds' images (None with fewer images than 2 x folds)."""
+    """The validation score of the out-of-fold blend, every image (n, N, 2) blended by a fit on
+    the other folds' images (None with fewer images than 2 x folds)."""
     file_names = np.asarray(file_names)
     if len(file_names) < 2 * folds:
         return None
     fold_of = image_folds(len(file_names), folds)
     blended = np.empty(predictions.shape[1:], dtype=np.float64)
+    if method in LEARNED_METHODS:
+        layout = layout if layout is not None else layout_for(predictions.shape[2])
+        statistics = point_statistics(predictions, truth, fold_of, folds)
+        for fold in range(folds):
+            others = [f for f in range(folds) if f != fold]
+            model = fit_on_folds(method, statistics, others, layout)
+            blended[fold_of == fold] = model.blend(predictions[:, fold_of == fold])
+        return validation_score(file_names, blended, truth)
     for fold in range(folds):
         held = fold_of == fold
         fitted = fit_weights(
@@ -54,3 +68,43 @@ def cross_validated_score(
         )
         blended[held] = blend_points(predictions[:, held], fitted.point_weights())
     return validation_score(file_names, blended, truth)
+
+
+def cross_validated_fusion_score(
+    predictions: np.ndarray,
+    sigma: np.ndarray,
+    truth: np.ndarray,
+    file_names: np.ndarray,
+    per_region: bool = False,
+    layout: Layout | None = None,
+    folds: int = CV_FOLDS,
+) -> float | None:
+    """The out-of-fold score of the uncertainty fusion: on each fold the lsq weights and gamma
+    fitted on the other folds; `sigma` (runs, n, N) is NaN for a run without one."""
+    file_names = np.asarray(file_names)
+    if len(file_names) < 2 * folds:
+        return None
+    fold_of = image_folds(len(file_names), folds)
+    indices = validation_subsets(file_names, predictions.shape[2])
+    values = np.stack([gather_points(p, indices) for p in predictions])
+    value_sigma = np.stack([np.take_along_axis(s, indices, axis=1) for s in sigma])
+    truth_values = gather_points(truth, indices)
+    fused = np.empty(truth_values.shape)
+    for fold in range(folds):
+        held = fold_of == fold
+        fitted = fit_weights(
+            predictions[:, ~held],
+            truth[~held],
+            file_names[~held],
+            "lsq",
+            per_region,
+            layout=layout,
+        )
+        base = fitted.point_weights()[indices]
+        gamma = fit_gamma(
+            values[:, ~held], value_sigma[:, ~held], truth_values[~held], base[~held]
+        ).gamma
+        weights = fused_weights(base[held], value_sigma[:, held], gamma)
+        fused[held] = fuse(values[:, held], weights)
+    labelled = ~np.isnan(truth_values).all(axis=(1, 2))
+    return leaderboard_mse(fused[labelled], truth_values[labelled])

@@ -12,6 +12,7 @@ from ensemble.blend.names import (
     CV_FOLDS,
     FIT_METHODS,
     FUSION_METHOD,
+    LEARNED_METHODS,
     SCHEMES,
     SCORE_COLUMNS,
 )
@@ -89,19 +90,23 @@ class FiniteRange(click.FloatRange):
 @data_option("Data folder for --fit.", dest="data")
 @click.option(
     "--method",
-    type=click.Choice([*FIT_METHODS, FUSION_METHOD]),
+    type=click.Choice([*FIT_METHODS, FUSION_METHOD, *LEARNED_METHODS]),
     default="lsq",
     show_default=True,
-    help="--fit: constrained least squares, Caruana greedy selection, or uncertainty: the lsq "
+    help="--fit: constrained least squares, Caruana greedy selection; uncertainty: the lsq "
     "weights, then per image and landmark w_r / sigma_r^(2 gamma) for runs trained with "
-    "`uncertainty` (gamma chosen on validation, never worse than lsq there).",
+    "`uncertainty` (gamma chosen on validation, never worse than lsq there); shrink: weights "
+    "per landmark pulled toward the region's and the global fit; stack: a ridge regression "
+    "per landmark coordinate on the runs' predictions (shrink and stack choose their strength "
+    f"across {CV_FOLDS} folds of the validation images).",
 )
 @click.option("--per-region", is_flag=True, help="--fit: one weight vector per face region.")
 @click.option(
     "--compare",
     is_flag=True,
-    help="--fit: score every method (lsq, greedy, each per region too) in sample and "
-    "cross-validated over the validation images, and say which to choose; writes nothing.",
+    help="--fit: score every method (lsq, greedy, each per region too, shrink, uncertainty when "
+    "runs have sigma, stack) in sample and cross-validated over the validation images, and say "
+    "which to choose; writes nothing.",
 )
 @click.option(
     "--rounds",
@@ -145,6 +150,7 @@ def blend(
     ens blend a.csv b.csv c.csv --combine median -o blend.csv   # no scores needed
     ens blend --fit RUNS -o blend.csv                           # fitted on validation
     ens blend --fit RUNS --per-region -o blend.csv              # one weight set per region
+    ens blend --fit RUNS --method shrink -o blend.csv           # weights per landmark
     ens blend --fit RUNS --compare                              # which method to trust
 
     All inputs must share header and file names (rows are aligned by file name). The output
@@ -258,8 +264,9 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
     names = [run.name for run in report.runs]
     weights = report.fitted.weights
     click.echo(f"fitted on {report.n_images} validation images{report.shared_note} ({method}):")
-    click.echo(f"{'run':<32} {'val score':>12} {'weight':>8}")
-    mean_weights = weights.mean(axis=0) if report.fitted.per_region else weights[0]
+    column = "weight" if method != "stack" else "coef"
+    click.echo(f"{'run':<32} {'val score':>12} {column:>8}")
+    mean_weights = report.fitted.mean_weights()
     for name, score, weight in zip(names, report.val_scores, mean_weights, strict=True):
         click.echo(f"{name:<32} {score:>12.6g} {weight:>8.4f}")
     best = float(report.val_scores.min())
@@ -276,6 +283,8 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
         without = [n for n in names if n not in report.sigma_runs]
         note = f"; without sigma (fitted weight kept): {', '.join(without)}" if without else ""
         click.echo(f"sigma from {', '.join(report.sigma_runs)}{note}")
+    if method in LEARNED_METHODS:
+        _learned_summary(report.fitted, names)
     if report.fitted.per_region:
         click.echo("per-region weights (weight column above: their mean):")
         click.echo(f"{'region':<26} " + " ".join(f"{n[:10]:>10}" for n in names))
@@ -295,6 +304,37 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
             click.echo(f"warning: {line}", err=True)
     result = blend_runs(report, output, decimals)
     click.echo(f"wrote {output} ({len(result.file_names)} rows) and {weights_path_for(output)}")
+
+
+def _learned_summary(fitted, names: list[str]) -> None:
+    """The chosen strength, what it means, and the per-region means of the landmarks' weights."""
+    import math
+
+    what = (
+        "pseudo-values x the median values per landmark pulling each landmark's weights toward "
+        "its region's (and the regions' toward the global fit)"
+        if fitted.method == "shrink"
+        else "ridge penalty toward the global lsq weights, x values x the runs' mean squared error"
+    )
+    if math.isinf(fitted.strength):
+        chosen = "infinite: " + (
+            "every landmark keeps the global lsq weights"
+            if fitted.method == "shrink"
+            else "the global lsq weights plus a bias correction per landmark coordinate"
+        )
+    else:
+        chosen = f"{fitted.strength:g}"
+    click.echo(
+        f"strength chosen across {CV_FOLDS} folds: {chosen} ({what}; "
+        f"held-out mse {fitted.held_out_errors[fitted.strength]:.6g} per value)"
+    )
+    click.echo(
+        f"mean per region ({'weight' if fitted.method == 'shrink' else 'coef'} column "
+        "above: the mean over every landmark):"
+    )
+    click.echo(f"{'region':<26} " + " ".join(f"{n[:10]:>10}" for n in names))
+    for region, row in zip(fitted.layout.regions, fitted.region_weights(), strict=True):
+        click.echo(f"{region.name[:26]:<26} " + " ".join(f"{w:>10.4f}" for w in row))
 
 
 def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:

@@ -98,6 +98,11 @@ class Validation:
         """N."""
         return int(self.truth.shape[1])
 
+    def sigma(self) -> np.ndarray:
+        """Every run's sigma (runs, n, N), NaN for a run without one."""
+        missing = np.full(self.truth.shape[:2], np.nan)
+        return np.stack([missing if a.sigma is None else a.sigma for a in self.aligned])
+
     def shared_note(self) -> str:
         """Empty when every run has the same validation images; else which runs have fewer."""
         most = max(self.covered.values())

@@ -124,3 +124,21 @@ def test_compare_command_prints_the_table_and_writes_nothing(tmp_path):
         cli, ["blend", "--fit", str(runs), "--compare", "-o", str(tmp_path / "x.csv")]
     )
     assert refused.exit_code == 2 and "writes nothing" in refused.output
+
+
+def test_learned_methods_say_their_strength_and_compare_lists_them(tmp_path):
+    from tests.helpers import make_runs
+
+    runs, *_ = make_runs(tmp_path, [1.0, 2.0, 3.0])
+    result = _run("--fit", runs, "--method", "shrink", "-o", tmp_path / "shrink.csv")
+    assert result.exit_code == 0, result.output
+    assert "strength chosen across 5 folds: " in result.output
+    assert "mean per region" in result.output and "left eyebrow" in result.output
+    saved = json.loads((tmp_path / "shrink.weights.json").read_text())
+    assert len(saved["point_weights"]) == 971 and "held_out_mse_by_strength" in saved
+    result = _run("--fit", runs, "--method", "stack", "-o", tmp_path / "stack.csv")
+    assert result.exit_code == 0, result.output
+    assert "coef" in result.output.splitlines()[1]  # coefficients, not shares
+    compared = CliRunner().invoke(cli, ["blend", "--fit", str(runs), "--compare"])
+    methods = [line.split()[0] for line in compared.output.splitlines()[2:9]]
+    assert methods == ["lsq", "greedy", "lsq", "greedy", "shrink", "stack", "best"]

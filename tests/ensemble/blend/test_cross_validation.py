@@ -6,10 +6,19 @@ import numpy as np
 import pytest
 
 from ensemble.blend import compare_fits, fit_runs
-from ensemble.blend.cross_validation import cross_validated_score, image_folds
-from ensemble.blend.fit import quadratic_form, residual_matrix, simplex_least_squares
+from ensemble.blend.cross_validation import (
+    cross_validated_fusion_score,
+    cross_validated_score,
+    image_folds,
+)
+from ensemble.blend.fit import fit_weights, quadratic_form, residual_matrix, simplex_least_squares
+from ensemble.blend.fusion import fit_gamma, fused_weights
+from ensemble.blend.learned import fit_on_folds
+from ensemble.blend.point_statistics import point_statistics
+from ensemble.competition.layout import layout_for
 from ensemble.competition.metric import validation_score
 from ensemble.competition.subsets import validation_subsets
+from ensemble.io.submission import gather_points
 from tests.helpers import image_names, make_runs, random_truth
 
 
@@ -65,7 +74,7 @@ def test_compare_scores_every_method_and_matches_the_plain_fit(tmp_path):
     runs, *_ = make_runs(tmp_path, [1.0, 2.0, 4.0])
     comparison = compare_fits(runs)
     labels = [m.method for m in comparison.methods]
-    assert labels == ["lsq", "greedy", "lsq --per-region", "greedy --per-region"]
+    assert labels == ["lsq", "greedy", "lsq --per-region", "greedy --per-region", "shrink", "stack"]
     report = fit_runs(runs)
     lsq = comparison.methods[0]
     assert lsq.in_sample == pytest.approx(report.blend_score)
@@ -75,3 +84,55 @@ def test_compare_scores_every_method_and_matches_the_plain_fit(tmp_path):
     )
     lowest = min(m.cross_validated for m in comparison.methods)
     assert comparison.chosen().cross_validated <= lowest * 1.001
+
+
+@pytest.mark.parametrize("method", ["shrink", "stack"])
+def test_learned_cross_validated_score_never_sees_the_held_out_fold(method):
+    rng = np.random.default_rng(8)
+    truth = random_truth(rng, 60)
+    predictions = np.stack([truth + s * rng.normal(size=truth.shape) for s in (1.0, 1.5, 2.5)])
+    names = image_names(60)
+    layout = layout_for(truth.shape[1])
+    folds = image_folds(60, 5)
+    blended = np.empty(truth.shape)
+    for fold in range(5):
+        held = folds == fold
+        # statistics of the other images only: their strength and fit cannot use the held fold
+        inner = np.searchsorted(sorted(set(range(5)) - {fold}), folds[~held])
+        statistics = point_statistics(predictions[:, ~held], truth[~held], inner, 4)
+        model = fit_on_folds(method, statistics, range(4), layout)
+        blended[held] = model.blend(predictions[:, held])
+    expected = validation_score(names, blended, truth)
+    assert cross_validated_score(predictions, truth, names, method) == pytest.approx(expected)
+
+
+def test_fusion_cross_validated_score_equals_a_hand_loop():
+    rng = np.random.default_rng(9)
+    truth = random_truth(rng, 50)
+    sigma = rng.uniform(0.5, 3.0, size=(3, *truth.shape[:2]))
+    sigma[2] = np.nan  # a run without sigma keeps its fitted weight
+    noise = np.nan_to_num(sigma, nan=2.0)[..., None] * rng.normal(size=(3, *truth.shape))
+    predictions = truth[None] + noise
+    names = image_names(50)
+    folds = image_folds(50, 5)
+    indices = validation_subsets(names, truth.shape[1])
+    values = np.stack([gather_points(p, indices) for p in predictions])
+    value_sigma = np.stack([np.take_along_axis(s, indices, axis=1) for s in sigma])
+    fused = np.empty((50, indices.shape[1], 2))
+    for fold in range(5):
+        held = folds == fold
+        fitted = fit_weights(predictions[:, ~held], truth[~held], names[~held])
+        base = fitted.point_weights()[indices]
+        gamma = fit_gamma(
+            values[:, ~held],
+            value_sigma[:, ~held],
+            gather_points(truth[~held], indices[~held]),
+            base[~held],
+        ).gamma
+        weights = fused_weights(base[held], value_sigma[:, held], gamma)
+        fused[held] = np.einsum("rnkc,nkr->nkc", values[:, held], weights)
+    squared = ((fused - gather_points(truth, indices)) ** 2).mean(axis=(1, 2))
+    score = cross_validated_fusion_score(predictions, sigma, truth, names)
+    assert score == pytest.approx(squared.mean())
+    plain = cross_validated_score(predictions, truth, names)
+    assert score < plain  # sigma carries the per-value noise: fusion must win held out

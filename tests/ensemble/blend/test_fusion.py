@@ -129,11 +129,11 @@ def test_blend_method_uncertainty_without_any_sigma_is_a_clean_error(tmp_path) -
 
 
 def test_the_cli_offers_every_fit_method() -> None:
-    from ensemble.blend.names import FIT_METHODS, FUSION_METHOD
+    from ensemble.blend.names import FIT_METHODS, FUSION_METHOD, LEARNED_METHODS
     from ensemble.cli.blend import blend
 
     choices = next(p for p in blend.params if p.name == "method").type.choices
-    assert list(choices) == [*FIT_METHODS, FUSION_METHOD]
+    assert list(choices) == [*FIT_METHODS, FUSION_METHOD, *LEARNED_METHODS]
 
 
 def test_the_cli_offers_the_declared_schemes_and_combiners() -> None:

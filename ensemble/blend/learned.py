@@ -1,0 +1,39 @@
+"""The learned blends by name: `--method shrink` and `--method stack` fitted on run predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ensemble.blend.names import CV_FOLDS, LEARNED_METHODS
+from ensemble.blend.point_blend import PointBlend
+from ensemble.blend.point_statistics import PointStatistics, point_statistics
+from ensemble.blend.shrink import fit_shrunk
+from ensemble.blend.stack import fit_stacked
+from ensemble.competition.layout import Layout
+
+
+def fit_on_folds(
+    method: str, statistics: PointStatistics, folds: Sequence[int], layout: Layout
+) -> PointBlend:
+    """Fit `method` on the images of `folds`, its strength chosen across them."""
+    if method == "shrink":
+        return fit_shrunk(statistics, folds, layout)
+    if method == "stack":
+        return fit_stacked(statistics, folds, layout)
+    raise ValueError(f"unknown learned method '{method}'; choose from {LEARNED_METHODS}")
+
+
+def fit_learned(
+    method: str,
+    predictions: np.ndarray,
+    truth: np.ndarray,
+    fold_of: np.ndarray,
+    layout: Layout,
+    folds: int = CV_FOLDS,
+) -> PointBlend:
+    """Fit `method` on every validation image (runs, n, N, 2), the strength chosen across the
+    `folds` of `fold_of`."""
+    statistics = point_statistics(predictions, truth, fold_of, folds)
+    return fit_on_folds(method, statistics, range(folds), layout)

@@ -1,0 +1,94 @@
+"""Sufficient statistics of validation predictions per landmark coordinate and fold of images.
+
+The learned blends (`ensemble.blend.shrink`, `ensemble.blend.stack`) fit one linear model per
+landmark (and coordinate) on every labelled value of the validation images, not only the 30
+the leaderboard-style score samples per image: for a single landmark that is 32 times the data.
+Their fits and held-out errors need only sums over images (count, sum of x, of y, of x x^T, of
+x y, of y^2, with x the runs' predictions and y the truth), kept per fold of images: the sums of
+any set of folds are the sum of its folds' sums, so every cross-validation below is a matter of
+adding small arrays, never of another pass over the predictions.
+
+Coordinates are stored relative to a per-landmark centre (the runs' mean prediction), which
+keeps the sums of squares small; a linear model with an intercept is unchanged by the shift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CHUNK_IMAGES = 64  # images per accumulation step: bounds the temporary arrays
+
+
+@dataclass(frozen=True)
+class Sums:
+    """Sums over a set of images, per landmark and coordinate (N, 2, ...), R runs."""
+
+    count: np.ndarray  # (N, 2) labelled values
+    x: np.ndarray  # (N, 2, R)
+    y: np.ndarray  # (N, 2)
+    xx: np.ndarray  # (N, 2, R, R)
+    xy: np.ndarray  # (N, 2, R)
+    yy: np.ndarray  # (N, 2)
+
+    def residual_gram(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per landmark, E^T E over its values (N, R, R), E the residuals (prediction - truth)
+        of every run, and the number of values (N,): both coordinates together."""
+        xy = self.xy[..., :, None]
+        gram = self.xx - xy - np.swapaxes(xy, -1, -2) + self.yy[..., None, None]
+        return gram.sum(axis=1), self.count.sum(axis=1)
+
+
+@dataclass(frozen=True)
+class PointStatistics:
+    """`Sums` of each fold of images (arrays with a leading fold axis) and the centre used."""
+
+    folds: Sums
+    center: np.ndarray  # (N, 2): subtracted from predictions and truth before summing
+
+    @property
+    def n_folds(self) -> int:
+        """Number of folds."""
+        return len(self.folds.count)
+
+    def sums(self, folds: list[int] | np.ndarray) -> Sums:
+        """The sums over the images of the given folds."""
+        chosen = np.asarray(folds, dtype=np.int64)
+        return Sums(*(getattr(self.folds, name)[chosen].sum(axis=0) for name in _FIELDS))
+
+
+_FIELDS = ("count", "x", "y", "xx", "xy", "yy")
+
+
+def point_statistics(
+    predictions: np.ndarray, truth: np.ndarray, fold_of: np.ndarray, n_folds: int
+) -> PointStatistics:
+    """The per-fold sums of predictions (runs, n, N, 2) against truth (n, N, 2), whose missing
+    labels (NaN) are left out; `fold_of` gives each image's fold."""
+    runs, _, n_points, _ = predictions.shape
+    center = predictions.mean(axis=(0, 1))
+    shapes = {
+        "count": (n_points, 2),
+        "x": (n_points, 2, runs),
+        "y": (n_points, 2),
+        "xx": (n_points, 2, runs, runs),
+        "xy": (n_points, 2, runs),
+        "yy": (n_points, 2),
+    }
+    totals = {name: np.zeros((n_folds, *shape)) for name, shape in shapes.items()}
+    for fold in range(n_folds):
+        images = np.flatnonzero(fold_of == fold)
+        for start in range(0, len(images), CHUNK_IMAGES):
+            chunk = images[start : start + CHUNK_IMAGES]
+            y = truth[chunk] - center
+            labelled = np.isfinite(y)
+            y = np.where(labelled, y, 0.0)
+            x = (predictions[:, chunk] - center) * labelled
+            totals["count"][fold] += labelled.sum(axis=0)
+            totals["x"][fold] += np.einsum("rbnc->ncr", x)
+            totals["y"][fold] += y.sum(axis=0)
+            totals["xx"][fold] += np.einsum("rbnc,sbnc->ncrs", x, x)
+            totals["xy"][fold] += np.einsum("rbnc,bnc->ncr", x, y)
+            totals["yy"][fold] += (y**2).sum(axis=0)
+    return PointStatistics(Sums(**totals), center)
