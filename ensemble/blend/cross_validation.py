@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ensemble.blend.fit import blend_points, fit_weights
+from ensemble.blend.fit import fit_weights
 from ensemble.blend.fusion import fit_gamma, fuse, fused_weights
 from ensemble.blend.learned import fit_on_folds
 from ensemble.blend.names import CV_FOLDS, LEARNED_METHODS
@@ -40,11 +40,28 @@ def cross_validated_score(
     layout: Layout | None = None,
     folds: int = CV_FOLDS,
 ) -> float | None:
-    """The validation score of the out-of-fold blend, every image (n, N, 2) blended by a fit on
-    the other folds' images (None with fewer images than 2 x folds)."""
+    """The validation score of the out-of-fold blend (None with fewer images than 2 x folds)."""
     file_names = np.asarray(file_names)
     if len(file_names) < 2 * folds:
         return None
+    blended = out_of_fold_blend(
+        predictions, truth, file_names, method, per_region, rounds, layout, folds
+    )
+    return validation_score(file_names, blended, truth)
+
+
+def out_of_fold_blend(
+    predictions: np.ndarray,
+    truth: np.ndarray,
+    file_names: np.ndarray,
+    method: str = "lsq",
+    per_region: bool = False,
+    rounds: int = 50,
+    layout: Layout | None = None,
+    folds: int = CV_FOLDS,
+) -> np.ndarray:
+    """Every image (n, N, 2) blended by a fit on the other folds' images only."""
+    file_names = np.asarray(file_names)
     fold_of = image_folds(len(file_names), folds)
     blended = np.empty(predictions.shape[1:], dtype=np.float64)
     if method in LEARNED_METHODS:
@@ -54,7 +71,7 @@ def cross_validated_score(
             others = [f for f in range(folds) if f != fold]
             model = fit_on_folds(method, statistics, others, layout)
             blended[fold_of == fold] = model.blend(predictions[:, fold_of == fold])
-        return validation_score(file_names, blended, truth)
+        return blended
     for fold in range(folds):
         held = fold_of == fold
         fitted = fit_weights(
@@ -66,8 +83,8 @@ def cross_validated_score(
             rounds,
             layout=layout,
         )
-        blended[held] = blend_points(predictions[:, held], fitted.point_weights())
-    return validation_score(file_names, blended, truth)
+        blended[held] = fitted.blend(predictions[:, held])
+    return blended
 
 
 def cross_validated_fusion_score(
@@ -79,11 +96,30 @@ def cross_validated_fusion_score(
     layout: Layout | None = None,
     folds: int = CV_FOLDS,
 ) -> float | None:
-    """The out-of-fold score of the uncertainty fusion: on each fold the lsq weights and gamma
-    fitted on the other folds; `sigma` (runs, n, N) is NaN for a run without one."""
+    """The out-of-fold score of the uncertainty fusion (None with fewer images than 2 x folds);
+    `sigma` (runs, n, N) is NaN for a run without one."""
     file_names = np.asarray(file_names)
     if len(file_names) < 2 * folds:
         return None
+    fused, truth_values = out_of_fold_fusion(
+        predictions, sigma, truth, file_names, per_region, layout, folds
+    )
+    labelled = ~np.isnan(truth_values).all(axis=(1, 2))
+    return leaderboard_mse(fused[labelled], truth_values[labelled])
+
+
+def out_of_fold_fusion(
+    predictions: np.ndarray,
+    sigma: np.ndarray,
+    truth: np.ndarray,
+    file_names: np.ndarray,
+    per_region: bool = False,
+    layout: Layout | None = None,
+    folds: int = CV_FOLDS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fused values (n, K, 2) of every image's scored points, the lsq weights and gamma
+    fitted on the other folds only, and the truth at those points."""
+    file_names = np.asarray(file_names)
     fold_of = image_folds(len(file_names), folds)
     indices = validation_subsets(file_names, predictions.shape[2])
     values = np.stack([gather_points(p, indices) for p in predictions])
@@ -106,5 +142,4 @@ def cross_validated_fusion_score(
         ).gamma
         weights = fused_weights(base[held], value_sigma[:, held], gamma)
         fused[held] = fuse(values[:, held], weights)
-    labelled = ~np.isnan(truth_values).all(axis=(1, 2))
-    return leaderboard_mse(fused[labelled], truth_values[labelled])
+    return fused, truth_values

@@ -311,8 +311,8 @@ def _learned_summary(fitted, names: list[str]) -> None:
     import math
 
     what = (
-        "pseudo-values x the median values per landmark pulling each landmark's weights toward "
-        "its region's (and the regions' toward the global fit)"
+        "pseudo-counts, x the median values per landmark, pulling each landmark's weights "
+        "toward its region's and the regions' toward the global fit"
         if fitted.method == "shrink"
         else "ridge penalty toward the global lsq weights, x values x the runs' mean squared error"
     )
@@ -324,9 +324,10 @@ def _learned_summary(fitted, names: list[str]) -> None:
         )
     else:
         chosen = f"{fitted.strength:g}"
+    click.echo(f"strength chosen across {CV_FOLDS} folds: {chosen} ({what})")
     click.echo(
-        f"strength chosen across {CV_FOLDS} folds: {chosen} ({what}; "
-        f"held-out mse {fitted.held_out_errors[fitted.strength]:.6g} per value)"
+        f"  its held-out mse on every labelled point: {fitted.held_out_errors[fitted.strength]:.6g}"
+        " (the cross-validated line below scores only the points the leaderboard would)"
     )
     click.echo(
         f"mean per region ({'weight' if fitted.method == 'shrink' else 'coef'} column "
