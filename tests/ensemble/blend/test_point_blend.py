@@ -97,3 +97,24 @@ def test_learned_fit_needs_two_images_per_fold(tmp_path):
         np.savez(path, file_names=item["file_names"][:8], points=item["points"][:8])
     with pytest.raises(InputError, match="needs at least 10 validation images"):
         fit_runs(runs, method="shrink")
+
+
+@pytest.mark.parametrize("method", ["shrink", "stack"])
+def test_learned_fits_leave_missing_labels_out(method) -> None:
+    """Kaggle Facial Keypoints: 15 points, half the labels missing."""
+    from ensemble.blend.cross_validation import cross_validated_score
+    from ensemble.blend.learned import fit_learned
+    from ensemble.competition.layout import layout_for
+
+    rng = np.random.default_rng(4)
+    names = np.array([f"m{i:03d}.png" for i in range(300)])
+    truth = rng.uniform(0, 96, (300, 15, 2))
+    predictions = np.stack([truth + rng.normal(0, s, truth.shape) for s in (1.0, 2.0)])
+    holey = truth.copy()
+    holey[rng.random((300, 15)) < 0.5] = np.nan
+    model = fit_learned(method, predictions, holey, image_folds(300, 5), layout_for(15))
+    assert np.isfinite(model.coefficients).all() and np.isfinite(model.intercepts).all()
+    np.testing.assert_allclose(model.mean_weights(), [0.8, 0.2], atol=0.08)
+    score = cross_validated_score(predictions, holey, names, method)
+    single = validation_score(names, predictions[0], holey)
+    assert np.isfinite(score) and score < single
