@@ -27,7 +27,7 @@ from ensemble.blend.cross_validation import (
     image_folds,
 )
 from ensemble.blend.fit import FittedWeights, fit_weights, residual_matrix
-from ensemble.blend.fusion import FusionFit, fit_gamma, fuse, fused_weights
+from ensemble.blend.fusion import FusionFit, fit_gamma, fuse, fused_weights, scored_values
 from ensemble.blend.learned import fit_learned
 from ensemble.blend.names import CV_FOLDS, FUSION_METHOD, LEARNED_METHODS
 from ensemble.blend.no_weight import NO_WEIGHT, why_no_weight
@@ -45,6 +45,7 @@ from ensemble.io.submission_set import SubmissionSet, align_order, read_aligned
 from ensemble.io.test_points import read_test_points
 
 if TYPE_CHECKING:
+    from ensemble.blend.comparison import compare_fits
     from ensemble.blend.weights import WeightTable, weights_from_scores
     from ensemble.io.run_folder import RunFolder
 
@@ -282,7 +283,9 @@ def fit_runs(
             "--method uncertainty: no run has sigma in val_predictions.npz (train with "
             'uncertainty = "laplace" or "gaussian")',
         )
-    fusion = _fusion_on_validation(predictions, sigma, truth, names, fitted)
+    scored = scored_values(predictions, sigma, truth, names)
+    base = fitted.point_weights()[scored.indices]
+    fusion = fit_gamma(scored.values, scored.sigma, scored.truth, base)
     cv_score = cross_validated_fusion_score(predictions, sigma, truth, names, per_region, layout)
     return FitReport(
         runs,
@@ -416,115 +419,12 @@ def _test_values(
 
 
 def __getattr__(name: str) -> object:
+    if name == "compare_fits":  # re-exported from its own module
+        from ensemble.blend.comparison import compare_fits
+
+        return compare_fits
     if name == "weights_from_scores":  # re-exported, imported on first use (pandas)
         from ensemble.blend.weights import weights_from_scores
 
         return weights_from_scores
     raise AttributeError(f"module 'ensemble.blend.api' has no attribute '{name}'")
-
-
-@dataclass(frozen=True)
-class MethodScore:
-    """A fitting method's validation score: in sample, and cross-validated over images."""
-
-    method: str  # as asked for on the command line: "lsq", "greedy --per-region", ...
-    in_sample: float
-    cross_validated: float | None  # None with too few images for the folds
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Every fitting method scored on the same validation images, beside the single runs."""
-
-    methods: list[MethodScore]
-    singles: dict[str, float]  # each run's own val score on the same images
-    n_images: int
-    shared_note: str = ""  # which runs have fewer validation images, when they differ
-
-    def chosen(self) -> MethodScore:
-        """The simplest method (in COMPARED_FITS order) whose cross-validated score is within
-        CHOICE_TOLERANCE of the lowest (the in-sample score when not estimable)."""
-        scores = [
-            m.cross_validated if m.cross_validated is not None else m.in_sample
-            for m in self.methods
-        ]
-        lowest = min(scores)
-        return next(
-            m
-            for m, s in zip(self.methods, scores, strict=True)
-            if s <= lowest * (1 + CHOICE_TOLERANCE)
-        )
-
-
-CHOICE_TOLERANCE = 0.001  # a method must beat a simpler one by more than 0.1% to be chosen
-# simplest first; per region only with more than one region, uncertainty only with sigma
-COMPARED_FITS = (
-    ("lsq", False),
-    ("greedy", False),
-    ("lsq", True),
-    ("greedy", True),
-    ("shrink", False),
-    (FUSION_METHOD, False),
-    ("stack", False),
-)
-
-
-def compare_fits(
-    runs_dir: str | Path, data_dir: str | Path | None = None, rounds: int = 50
-) -> Comparison:
-    """Score every fitting method (COMPARED_FITS) on the runs' validation images, in sample
-    and cross-validated (`ensemble.blend.cross_validation`)."""
-    from ensemble.io.aligned_predictions import load_validation
-    from ensemble.io.run_folder import find_runs
-
-    runs = find_runs(runs_dir)
-    validation = load_validation(runs, data_dir)
-    names, predictions, truth = validation.names, validation.predictions, validation.truth
-    layout = dataset_layout(validation.data_dir, validation.n_points)
-    sigma = validation.sigma()
-    has_sigma = bool(np.isfinite(sigma).all(axis=(1, 2)).any())
-    methods = []
-    for method, per_region in COMPARED_FITS:
-        if (per_region and len(layout.regions) < 2) or (method == FUSION_METHOD and not has_sigma):
-            continue  # one region: the same fit as the global one; no sigma: lsq again
-        if method in LEARNED_METHODS and len(names) < 2 * CV_FOLDS:
-            continue  # its strength cannot be chosen across the folds
-        label = f"{method} --per-region" if per_region else method
-        if method == FUSION_METHOD:
-            fitted = fit_weights(predictions, truth, names, "lsq", layout=layout)
-            in_sample = _fusion_on_validation(predictions, sigma, truth, names, fitted).score
-            held_out = cross_validated_fusion_score(predictions, sigma, truth, names, False, layout)
-            methods.append(MethodScore(label, in_sample, held_out))
-            continue
-        if method in LEARNED_METHODS:
-            fold_of = image_folds(len(names), CV_FOLDS)
-            fitted = fit_learned(method, predictions, truth, fold_of, layout)
-        else:
-            fitted = fit_weights(
-                predictions, truth, names, method, per_region, rounds, layout=layout
-            )
-        in_sample = validation_score(names, fitted.blend(predictions), truth)
-        held_out = cross_validated_score(
-            predictions, truth, names, method, per_region, rounds, layout
-        )
-        methods.append(MethodScore(label, in_sample, held_out))
-    singles = {
-        run.name: validation_score(names, points, truth)
-        for run, points in zip(runs, predictions, strict=True)
-    }
-    return Comparison(methods, singles, len(names), validation.shared_note())
-
-
-def _fusion_on_validation(
-    predictions: np.ndarray,
-    sigma: np.ndarray,
-    truth: np.ndarray,
-    names: np.ndarray,
-    fitted: FittedWeights,
-) -> FusionFit:
-    """The gamma of the uncertainty fusion of the fitted weights, chosen on validation."""
-    indices = validation_subsets(names, predictions.shape[2])
-    values = np.stack([gather_points(p, indices) for p in predictions])
-    value_sigma = np.stack([np.take_along_axis(s, indices, axis=1) for s in sigma])
-    base = fitted.point_weights()[indices]
-    return fit_gamma(values, value_sigma, gather_points(truth, indices), base)

@@ -13,14 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from ensemble.blend.fit import fit_weights
-from ensemble.blend.fusion import fit_gamma, fuse, fused_weights
+from ensemble.blend.fusion import fit_gamma, fuse, fused_weights, scored_values
 from ensemble.blend.learned import fit_on_folds
 from ensemble.blend.names import CV_FOLDS, LEARNED_METHODS
 from ensemble.blend.point_statistics import point_statistics
 from ensemble.competition.layout import Layout, layout_for
 from ensemble.competition.metric import leaderboard_mse, validation_score
-from ensemble.competition.subsets import validation_subsets
-from ensemble.io.submission import gather_points
 
 
 def image_folds(n_images: int, folds: int, seed: int = 0) -> np.ndarray:
@@ -121,10 +119,8 @@ def out_of_fold_fusion(
     fitted on the other folds only, and the truth at those points."""
     file_names = np.asarray(file_names)
     fold_of = image_folds(len(file_names), folds)
-    indices = validation_subsets(file_names, predictions.shape[2])
-    values = np.stack([gather_points(p, indices) for p in predictions])
-    value_sigma = np.stack([np.take_along_axis(s, indices, axis=1) for s in sigma])
-    truth_values = gather_points(truth, indices)
+    scored = scored_values(predictions, sigma, truth, file_names)
+    values, value_sigma, truth_values = scored.values, scored.sigma, scored.truth
     fused = np.empty(truth_values.shape)
     for fold in range(folds):
         held = fold_of == fold
@@ -136,7 +132,7 @@ def out_of_fold_fusion(
             per_region,
             layout=layout,
         )
-        base = fitted.point_weights()[indices]
+        base = fitted.point_weights()[scored.indices]
         gamma = fit_gamma(
             values[:, ~held], value_sigma[:, ~held], truth_values[~held], base[~held]
         ).gamma

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensemble.competition.metric import leaderboard_mse
+from ensemble.competition.subsets import validation_subsets
+from ensemble.io.submission import gather_points
 
 GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
@@ -68,3 +70,26 @@ def fit_gamma(
     }
     best = min(scores, key=lambda gamma: (scores[gamma], gamma))
     return FusionFit(best, scores)
+
+
+@dataclass(frozen=True)
+class ScoredValues:
+    """The validation points the score samples (K per image), gathered for the fusion."""
+
+    indices: np.ndarray  # (n, K) landmark indices
+    values: np.ndarray  # (runs, n, K, 2) predictions
+    sigma: np.ndarray  # (runs, n, K), NaN for a run without sigma
+    truth: np.ndarray  # (n, K, 2)
+
+
+def scored_values(
+    predictions: np.ndarray, sigma: np.ndarray, truth: np.ndarray, file_names
+) -> ScoredValues:
+    """Gather predictions (runs, n, N, 2), sigma (runs, n, N) and truth at the scored points."""
+    indices = validation_subsets(file_names, predictions.shape[2])
+    return ScoredValues(
+        indices,
+        np.stack([gather_points(p, indices) for p in predictions]),
+        np.stack([np.take_along_axis(s, indices, axis=1) for s in sigma]),
+        gather_points(truth, indices),
+    )

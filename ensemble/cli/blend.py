@@ -339,6 +339,8 @@ def _learned_summary(fitted, names: list[str]) -> None:
 
 
 def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
+    import math
+
     from ensemble.blend import compare_fits
 
     comparison = compare_fits(runs_dir, data, rounds)
@@ -346,19 +348,35 @@ def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
         f"compared on {comparison.n_images} validation images{comparison.shared_note} "
         f"({CV_FOLDS} folds: each fitted on the others, scored on itself):"
     )
-    click.echo(f"{'method':<32} {'in sample':>12} {'cross-validated':>16}")
+    lowest = comparison.lowest()
+    click.echo(f"{'method':<24} {'in sample':>12} {'cross-validated':>16}   vs the lowest (s.e.)")
     for row in comparison.methods:
         held_out = "n/a" if row.cross_validated is None else f"{row.cross_validated:.6g}"
-        click.echo(f"{row.method:<32} {row.in_sample:>12.6g} {held_out:>16}")
+        gap, error = comparison.gap(row)
+        versus = "" if math.isnan(gap) else f"{gap:+.3f} ({error:.3f})"
+        if row is lowest and row.cross_validated is not None:
+            versus = "lowest"
+        click.echo(f"{row.method:<24} {row.in_sample:>12.6g} {held_out:>16}   {versus}")
     best_run, best = min(comparison.singles.items(), key=lambda item: item[1])
     click.echo(f"best single run: {best_run}, {best:.6g}")
     chosen = comparison.chosen()
-    score = chosen.cross_validated if chosen.cross_validated is not None else chosen.in_sample
+    if chosen.cross_validated is None:
+        click.echo(
+            f"too few validation images to cross-validate ({comparison.n_images}, at least "
+            f"{2 * CV_FOLDS}): the in-sample column favours the most flexible method; keep lsq"
+        )
+        return
+    score = chosen.cross_validated
     gain = 100 * (best - score) / best if best > 0 else 0.0
     versus = f"{gain:.2f}% below" if gain >= 0 else f"{-gain:.2f}% above (worse than)"
+    why = (
+        "the lowest cross-validated score"
+        if chosen is lowest
+        else f"the simplest within one standard error of {lowest.method}'s"
+    )
     click.echo(
-        f"would choose: {chosen.method} (cross-validated {score:.6g}, {versus} the best single "
-        f"run): ens blend --fit {runs_dir} --method {chosen.method} -o OUT.csv"
+        f"would choose: {chosen.method}, {why} (cross-validated {score:.6g}, {versus} the best "
+        f"single run): ens blend --fit {runs_dir} --method {chosen.method} -o OUT.csv"
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ensemble.blend import compare_fits, fit_runs
+from ensemble.blend.comparison import Comparison, MethodScore
 from ensemble.blend.cross_validation import (
     cross_validated_fusion_score,
     cross_validated_score,
@@ -82,8 +83,29 @@ def test_compare_scores_every_method_and_matches_the_plain_fit(tmp_path):
     assert comparison.singles == pytest.approx(
         dict(zip([r.name for r in report.runs], report.val_scores, strict=True))
     )
-    lowest = min(m.cross_validated for m in comparison.methods)
-    assert comparison.chosen().cross_validated <= lowest * 1.001
+    lowest = comparison.lowest()
+    assert lowest.cross_validated == min(m.cross_validated for m in comparison.methods)
+    chosen = comparison.chosen()
+    for method in comparison.methods:  # the gap and its standard error, paired by hand
+        difference = method.held_out - lowest.held_out
+        error = difference.std(ddof=1) / np.sqrt(len(difference))
+        assert comparison.gap(method) == pytest.approx((difference.mean(), error))
+        if method is chosen:
+            break
+        assert difference.mean() > error  # every simpler method is more than 1 s.e. worse
+    assert chosen is lowest or difference.mean() <= error
+
+
+def test_the_one_standard_error_rule_prefers_the_simpler_method():
+    simple = MethodScore("simple", 1.0, np.array([2.0, 2.0, 2.0, 2.0]))
+    noisy = MethodScore("noisy", 0.5, np.array([1.0, 1.0, 4.6, 1.0]))  # mean 1.9
+    comparison = Comparison([simple, noisy], {}, 4)
+    assert comparison.lowest() is noisy
+    gap, error = comparison.gap(simple)  # 0.1 +- 0.9: inside the noise
+    assert gap == pytest.approx(0.1) and gap < error
+    assert comparison.chosen() is simple
+    steady = MethodScore("steady", 0.5, np.array([1.5, 1.6, 1.5, 1.6]))  # 0.45 +- 0.03
+    assert Comparison([simple, steady], {}, 4).chosen() is steady
 
 
 @pytest.mark.parametrize("method", ["shrink", "stack"])
