@@ -26,14 +26,16 @@ from ensemble.competition.layout import dataset_layout
 from ensemble.competition.metric import subset_mse, validation_score
 from ensemble.io.submission import gather_points
 
-# simplest first; per region only with more than one region, uncertainty only with sigma
+# simplest first (fewest fitted numbers: uncertainty adds one gamma to lsq, per region a weight
+# set per region, shrink one per landmark, stack two per landmark with intercepts); per region
+# only with more than one region, uncertainty only when some run has sigma
 COMPARED_FITS = (
     ("lsq", False),
     ("greedy", False),
+    (FUSION_METHOD, False),
     ("lsq", True),
     ("greedy", True),
     ("shrink", False),
-    (FUSION_METHOD, False),
     ("stack", False),
 )
 

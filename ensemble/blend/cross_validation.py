@@ -16,7 +16,7 @@ from ensemble.blend.fit import fit_weights
 from ensemble.blend.fusion import fit_gamma, fuse, fused_weights, scored_values
 from ensemble.blend.learned import fit_on_folds
 from ensemble.blend.names import CV_FOLDS, LEARNED_METHODS
-from ensemble.blend.point_statistics import point_statistics
+from ensemble.blend.point_statistics import clean_images, point_statistics
 from ensemble.competition.layout import Layout, layout_for
 from ensemble.competition.metric import leaderboard_mse, validation_score
 
@@ -64,7 +64,8 @@ def out_of_fold_blend(
     blended = np.empty(predictions.shape[1:], dtype=np.float64)
     if method in LEARNED_METHODS:
         layout = layout if layout is not None else layout_for(predictions.shape[2])
-        statistics = point_statistics(predictions, truth, fold_of, folds)
+        keep = clean_images(predictions, truth)
+        statistics = point_statistics(predictions, truth, fold_of, folds, keep)
         for fold in range(folds):
             others = [f for f in range(folds) if f != fold]
             model = fit_on_folds(method, statistics, others, layout)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from ensemble.blend.names import CV_FOLDS, LEARNED_METHODS
 from ensemble.blend.point_blend import PointBlend
-from ensemble.blend.point_statistics import PointStatistics, point_statistics
+from ensemble.blend.point_statistics import PointStatistics, clean_images, point_statistics
 from ensemble.blend.shrink import fit_shrunk
 from ensemble.blend.stack import fit_stacked
 from ensemble.competition.layout import Layout
@@ -33,7 +34,9 @@ def fit_learned(
     layout: Layout,
     folds: int = CV_FOLDS,
 ) -> PointBlend:
-    """Fit `method` on every validation image (runs, n, N, 2), the strength chosen across the
-    `folds` of `fold_of`."""
-    statistics = point_statistics(predictions, truth, fold_of, folds)
-    return fit_on_folds(method, statistics, range(folds), layout)
+    """Fit `method` on the validation images (runs, n, N, 2) whose labels some run comes near
+    (`clean_images`), the strength chosen across the `folds` of `fold_of`."""
+    keep = clean_images(predictions, truth)
+    statistics = point_statistics(predictions, truth, fold_of, folds, keep)
+    model = fit_on_folds(method, statistics, range(folds), layout)
+    return replace(model, images_left_out=int((~keep).sum()))

@@ -38,6 +38,7 @@ class PointBlend:
     layout: Layout  # the regions, for the per-region summaries
     strength: float  # the chosen grid value (math.inf: the prior alone)
     held_out_errors: dict[float, float]  # mean squared error of every grid value, held out
+    images_left_out: int = 0  # validation images left out of the fit (point_statistics)
 
     @property
     def per_region(self) -> bool:
@@ -75,6 +76,7 @@ class PointBlend:
             "held_out_mse_by_strength": {
                 str(shown(key)): value for key, value in self.held_out_errors.items()
             },
+            "images_left_out_of_the_fit": self.images_left_out,
             "mean_weights": by_run(self.mean_weights()),
             "region_mean_weights": dict(
                 zip(regions, map(by_run, self.region_weights()), strict=True)

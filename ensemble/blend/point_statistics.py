@@ -10,6 +10,12 @@ adding small arrays, never of another pass over the predictions.
 
 Coordinates are stored relative to a per-landmark centre (the runs' mean prediction), which
 keeps the sums of squares small; a linear model with an intercept is unchanged by the shift.
+
+Images whose labels no run comes near (`clean_images`: a planted or real label error, a crowd
+where the face found is another one) are left out of the sums: no blend can fix them, and their
+squared errors, hundreds of times the others', would steer a per-landmark fit. Whether an image
+is left out depends on that image alone, so leaving it out of a training fold leaks nothing
+about the held-out one; the held-out scores still count every image.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CHUNK_IMAGES = 64  # images per accumulation step: bounds the temporary arrays
+OUTLIER_FACTOR = 10.0  # an image whose runs' mean misses by this x the median image is left out
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,33 @@ class PointStatistics:
 _FIELDS = ("count", "x", "y", "xx", "xy", "yy")
 
 
+def clean_images(predictions: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """True for the images (n,) the learned fits use: the mean squared error of the runs' mean
+    prediction (runs, n, N, 2) against the labels (n, N, 2) at most OUTLIER_FACTOR x the median
+    image's (images without a label are left out)."""
+    squared = (predictions.mean(axis=0) - truth) ** 2
+    labelled = np.isfinite(squared).reshape(len(truth), -1)
+    total = np.where(labelled, squared.reshape(len(truth), -1), 0.0).sum(axis=1)
+    count = labelled.sum(axis=1)
+    error = np.divide(total, count, out=np.full(len(truth), np.inf), where=count > 0)
+    finite = error[np.isfinite(error)]
+    if not len(finite):
+        return np.zeros(len(truth), dtype=bool)
+    return error <= OUTLIER_FACTOR * np.median(finite)
+
+
 def point_statistics(
-    predictions: np.ndarray, truth: np.ndarray, fold_of: np.ndarray, n_folds: int
+    predictions: np.ndarray,
+    truth: np.ndarray,
+    fold_of: np.ndarray,
+    n_folds: int,
+    keep: np.ndarray | None = None,
 ) -> PointStatistics:
     """The per-fold sums of predictions (runs, n, N, 2) against truth (n, N, 2), whose missing
-    labels (NaN) are left out; `fold_of` gives each image's fold."""
+    labels (NaN) are left out; `fold_of` gives each image's fold, `keep` (default: all) the
+    images summed."""
     runs, _, n_points, _ = predictions.shape
+    summed = np.ones(len(truth), dtype=bool) if keep is None else keep
     center = predictions.mean(axis=(0, 1))
     shapes = {
         "count": (n_points, 2),
@@ -78,7 +106,7 @@ def point_statistics(
     }
     totals = {name: np.zeros((n_folds, *shape)) for name, shape in shapes.items()}
     for fold in range(n_folds):
-        images = np.flatnonzero(fold_of == fold)
+        images = np.flatnonzero((fold_of == fold) & summed)
         for start in range(0, len(images), CHUNK_IMAGES):
             chunk = images[start : start + CHUNK_IMAGES]
             y = truth[chunk] - center

@@ -310,6 +310,8 @@ def _learned_summary(fitted, names: list[str]) -> None:
     """The chosen strength, what it means, and the per-region means of the landmarks' weights."""
     import math
 
+    from ensemble.blend.point_statistics import OUTLIER_FACTOR
+
     what = (
         "pseudo-counts, x the median values per landmark, pulling each landmark's weights "
         "toward its region's and the regions' toward the global fit"
@@ -325,8 +327,16 @@ def _learned_summary(fitted, names: list[str]) -> None:
     else:
         chosen = f"{fitted.strength:g}"
     click.echo(f"strength chosen across {CV_FOLDS} folds: {chosen} ({what})")
+    if fitted.images_left_out:
+        click.echo(
+            f"  {fitted.images_left_out} validation images left out of the fit: the runs' mean "
+            f"misses their labels by over {OUTLIER_FACTOR:g}x the median image's squared error "
+            "(label errors, crowds: no blend fixes them); the scores count them"
+        )
+    kept = " of the images kept" if fitted.images_left_out else ""
     click.echo(
-        f"  its held-out mse on every labelled point: {fitted.held_out_errors[fitted.strength]:.6g}"
+        f"  its held-out mse on every labelled point{kept}: "
+        f"{fitted.held_out_errors[fitted.strength]:.6g}"
         " (the cross-validated line below scores only the points the leaderboard would)"
     )
     click.echo(

@@ -77,3 +77,21 @@ def test_noise_chooses_a_penalty_and_the_stacker_stays_near_the_prior():
     stacked = fit_stacked(statistics, range(5), generic_layout(7))
     assert stacked.strength > 0.0  # independent noise: the free fit overfits 40 images
     assert np.abs(stacked.coefficients.sum(axis=-1) - 1).max() < 0.2
+
+
+def test_label_errors_are_left_out_of_the_fit_and_counted():
+    from ensemble.blend.learned import fit_learned
+    from ensemble.blend.point_statistics import clean_images
+
+    predictions, _ = _runs(4, n=60)
+    coefficients = np.array([0.6, 0.3, 0.1])
+    truth = np.einsum("rnpc,r->npc", predictions, coefficients) - 2.0
+    truth[[5, 17]] += 80.0  # two mislabelled images: no run comes near them
+    assert np.flatnonzero(~clean_images(predictions, truth)).tolist() == [5, 17]
+    stacked = fit_learned("stack", predictions, truth, image_folds(60, 5), generic_layout(7))
+    assert stacked.images_left_out == 2
+    assert np.allclose(stacked.coefficients, coefficients, atol=1e-6)
+    assert np.allclose(stacked.intercepts, -2.0, atol=1e-4)
+    everything = point_statistics(predictions, truth, image_folds(60, 5), 5)
+    steered = fit_stacked(everything, range(5), generic_layout(7))  # the errors kept in
+    assert np.abs(steered.intercepts + 2.0).max() > 1.0
