@@ -77,13 +77,12 @@ def hold(target: str | Path, purpose: str, wait: float = 0.0) -> Iterator[None]:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = _acquire(Path(target), path, wait)
+            _write_holder(fd, purpose)
         except OSError as error:
             if error.errno not in _UNSUPPORTED:
-                raise InputError(path, f"cannot create the lock file ({error.strerror})") from None
+                raise InputError(path, f"cannot write the lock file ({error.strerror})") from None
             warning = "this file system cannot lock: nothing stops a second writer here"
             print(f"warning: {path}: {warning}", file=sys.stderr)
-        if fd is not None:
-            _write_holder(fd, purpose)
         yield
     finally:
         if fd is not None:

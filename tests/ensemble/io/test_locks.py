@@ -3,6 +3,8 @@ for, or taken over when its holder was killed; concurrent scores.csv updates los
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import shutil
 import signal
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ensemble.errors import InputError
 from ensemble.io.locks import LockHeld, hold, lock_path, read_holder
 from ensemble.io.processes import host_name
 from ensemble.io.scores_table import read_scores
@@ -133,3 +136,53 @@ def test_four_ens_score_updates_at_once_are_all_recorded(tmp_path: Path) -> None
     table = read_scores(tmp_path / "scores.csv")
     assert sorted(table["submission"]) == [sub.name for sub in subs]
     assert table["public"].notna().all() and table["private"].notna().all()
+
+
+_FORKED = """
+import os, sys, time
+from ensemble.io.locks import hold
+with hold(sys.argv[1], "training"):
+    child = os.fork()
+    if child == 0:  # it holds the lock (inherited), not the pipe the test reads
+        os.close(1)
+        time.sleep(600)
+    print(child, flush=True)
+    os._exit(0)
+"""
+
+
+def test_a_holder_that_ended_while_its_child_holds_the_lock_is_named_as_ended(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "a"
+    done = subprocess.run([sys.executable, "-c", _FORKED, str(target)], stdout=subprocess.PIPE)
+    child = int(done.stdout)
+    try:
+        with pytest.raises(LockHeld) as refused, hold(target, "training"):
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)
+    assert "(no longer running: a process it started holds the lock)" in str(refused.value)
+
+
+def test_a_file_system_without_locks_is_written_with_a_warning(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    def no_locks(*_args) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with hold(tmp_path / "a", "training"):
+        (tmp_path / "a").mkdir()
+    assert "this file system cannot lock" in capsys.readouterr().err
+
+
+def test_a_lock_file_that_cannot_be_written_is_an_input_error(tmp_path: Path, monkeypatch) -> None:
+    def full(*_args) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    refused = pytest.raises(InputError, match="ens-lock: cannot write the lock file")
+    with refused, hold(tmp_path / "a", "training"):
+        pass
+    assert list(tmp_path.iterdir()) == []
