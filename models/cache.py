@@ -12,16 +12,17 @@ DATA/.ens_cache/<split>_<S>/ (or under a chosen cache folder):
     fingerprint.json what the cache was built from; a different fingerprint means rebuild
 
 The folder is built in a temporary sibling and moved into place with os.replace, so a cache is
-either complete or absent. Every architecture of a train-all reads the same cache.
+either complete or absent; one process at a time builds it (a second waits, then reuses it), and
+a build that was killed leaves a temp that the next build removes (`ensemble.io.temps`). Every
+architecture of a train-all reads the same cache.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import math
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ from ensemble.errors import InputError
 from ensemble.io.data_folder import LANDMARKS, TEST_POINTS, DataFolder
 from ensemble.io.images import IMAGE_NOT_FOUND, open_image
 from ensemble.io.landmarks import read_landmarks
+from ensemble.io.locks import hold
+from ensemble.io.temps import remove_stale, temp_folder
 from ensemble.io.test_points import read_test_points
 from models.geometry import letterbox_geometry
 
@@ -177,11 +180,27 @@ def build_cache(
     names = split_file_names(data_dir, split)
     target = cache_dir_for(data_dir, split, size, cache_root)
     expected = fingerprint(data_dir, split, size, names)
+    remove_stale(target.parent)  # what a killed build left
     if _read_fingerprint(target) == expected:
         return open_cache(target)
-    created = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    with hold(target, "building the cache", wait=math.inf):
+        if _read_fingerprint(target) != expected:  # else another process built it meanwhile
+            _build(target, data_dir, split, size, names, expected, n_jobs, progress)
+    return open_cache(target)
+
+
+def _build(
+    target: Path,
+    data_dir: Path,
+    split: str,
+    size: int,
+    names: np.ndarray,
+    expected: dict,
+    n_jobs: int | None,
+    progress: bool,
+) -> None:
+    """Write the cache in a temp sibling of `target`, then move it into place."""
+    tmp = temp_folder(target)
     try:
         _write_cache(
             tmp, DataFolder.at(data_dir).images(split), names, size, n_jobs, progress, split
@@ -190,13 +209,9 @@ def build_cache(
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
-    except BaseException:  # an error or a signal: no empty cache folder stays behind
+    except BaseException:  # an error or a signal: no temp stays (hold removes empty parents)
         shutil.rmtree(tmp, ignore_errors=True)
-        for folder in created:  # innermost first
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only while empty
         raise
-    return open_cache(target)
 
 
 def _write_cache(

@@ -16,6 +16,7 @@ from ensemble.competition.health import judge
 from ensemble.competition.layout import Layout, layout_for
 from ensemble.errors import InputError
 from ensemble.io.run_folder import RunFolder
+from ensemble.io.temps import remove_stale
 from models import distributed
 from models.augment import BatchPipeline
 from models.checkpoint import load_checkpoint
@@ -212,8 +213,7 @@ def train_model(
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         checkpoints = RunFolder.at(run_dir).checkpoints
-        for stale in checkpoints.glob(".*.tmp"):
-            stale.unlink()  # a checkpoint write that a SIGKILL cut short
+        remove_stale(checkpoints)  # a checkpoint write that a SIGKILL cut short
         if resume:
             check_resumable(run_dir, config)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -10,17 +11,19 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from joblib import Parallel, delayed
+from joblib import delayed
 from tqdm import tqdm
 
 from ensemble.competition.health import Health, judge_runs
 from ensemble.errors import InputError, TrainingError
-from ensemble.io.run_folder import RunFolder
+from ensemble.io.processes import process_pool
+from ensemble.io.run_folder import SCORES, RunFolder
 from models import distributed
 from models.config import RunConfig, load_config, run_from_dict
 from models.data import RunData
 from models.folds import has_checkpoint
 from models.registry import available_architectures
+from models.run_locks import lock_runs
 from models.train import load_shared_data, train_run
 
 
@@ -89,6 +92,7 @@ def train_all(
     that have checkpoints/last.pt; `jobs` > 1 trains that many runs at once, one device each;
     `checkpoint_every` overrides the config's key for every run. Under torchrun the runs go
     one after another, each over all the processes, and every rank agrees on each run's fate.
+    The run folders are locked for the command (LockHeld when another process writes one).
     """
     runs = load_runs(config_path)
     if only:
@@ -99,25 +103,28 @@ def train_all(
     if checkpoint_every is not None:
         runs = [dataclasses.replace(r, checkpoint_every=checkpoint_every) for r in runs]
     out_dir = Path(out_dir)
-    outcomes, todo = {}, []
-    for config in runs:
-        run_dir = out_dir / config.name
-        if RunFolder.at(run_dir).finished:
-            if distributed.is_main():
-                where = RunFolder.at(run_dir).summary_path
-                tqdm.write(f"{config.name}: finished already ({where}), skipped")
-            outcomes[config.name] = finished_before(run_dir)
-            continue
-        todo.append((config, resume and has_checkpoint(run_dir, config.folds)))
-    datasets = shared_datasets([config for config, _ in todo], Path(data_dir), cache_root, progress)
-    if jobs > 1 and not distributed.active():
-        trained = train_parallel(todo, data_dir, out_dir, cache_root, progress, jobs, datasets)
-    else:
-        trained = train_in_turn(todo, data_dir, out_dir, cache_root, progress, datasets)
-    outcomes.update({outcome.run: outcome for outcome in trained})
-    train = (data_dir, out_dir, cache_root, progress, jobs, datasets)
-    outcomes = restart_poor_runs(runs, outcomes, *train)
-    return [outcomes[config.name] for config in runs]
+    with lock_runs([out_dir / config.name for config in runs], "training"):
+        outcomes, todo = {}, []
+        for config in runs:
+            run_dir = out_dir / config.name
+            if RunFolder.at(run_dir).finished:
+                if distributed.is_main():
+                    where = RunFolder.at(run_dir).summary_path
+                    tqdm.write(f"{config.name}: finished already ({where}), skipped")
+                outcomes[config.name] = finished_before(run_dir)
+                continue
+            todo.append((config, resume and has_checkpoint(run_dir, config.folds)))
+        datasets = shared_datasets(
+            [config for config, _ in todo], Path(data_dir), cache_root, progress
+        )
+        if jobs > 1 and not distributed.active():
+            trained = train_parallel(todo, data_dir, out_dir, cache_root, progress, jobs, datasets)
+        else:
+            trained = train_in_turn(todo, data_dir, out_dir, cache_root, progress, datasets)
+        outcomes.update({outcome.run: outcome for outcome in trained})
+        train = (data_dir, out_dir, cache_root, progress, jobs, datasets)
+        outcomes = restart_poor_runs(runs, outcomes, *train)
+        return [outcomes[config.name] for config in runs]
 
 
 def restart_poor_runs(
@@ -149,7 +156,7 @@ def restart_poor_runs(
         if not todo:
             break
         if distributed.is_main():
-            shutil.rmtree(staging, ignore_errors=True)  # a killed command's leftovers
+            clear_staging(staging, todo)  # a killed command's leftovers
             for config, _ in todo:
                 tqdm.write(
                     f"{config.name}: poor ({health[config.name].reason}); "
@@ -165,7 +172,7 @@ def restart_poor_runs(
             for config, _ in todo:
                 outcome = next(o for o in retrained if o.run == config.name)
                 outcomes[config.name] = keep_better(out_dir, config, health[config.name], outcome)
-            shutil.rmtree(staging, ignore_errors=True)
+            clear_staging(staging, todo)
         distributed.barrier()
     if distributed.is_main():
         for name, verdict in judge_outcomes(outcomes).items():
@@ -174,6 +181,18 @@ def restart_poor_runs(
                 folder.update_summary({"health": verdict.as_dict()})
             outcomes[name] = dataclasses.replace(outcomes[name], health=verdict)
     return outcomes
+
+
+def clear_staging(staging: Path, todo: list[tuple[RunConfig, bool]]) -> None:
+    """Remove the restart folders of these runs (RUNS/.restarts/<run>, <run>.previous) and the
+    staging scores.csv, and RUNS/.restarts when it is empty: another command may be restarting
+    other runs there."""
+    for config, _ in todo:
+        for name in (config.name, f"{config.name}.previous"):
+            shutil.rmtree(staging / name, ignore_errors=True)
+    (staging / SCORES).unlink(missing_ok=True)  # the attempts' rows; keep_better records
+    with contextlib.suppress(OSError):
+        staging.rmdir()
 
 
 def judge_outcomes(outcomes: dict[str, RunOutcome]) -> dict[str, Health]:
@@ -431,7 +450,7 @@ def train_parallel(
         for slot in range(jobs)
     ]
     try:
-        for done in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
+        for done in process_pool(jobs, return_as="generator_unordered")(tasks):
             outcomes += done
     except Exception as error:  # a worker process died (killed, out of memory, a crash)
         reported = {outcome.run for outcome in outcomes}

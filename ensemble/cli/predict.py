@@ -36,9 +36,11 @@ def predict(
     """Rewrite RUN's val/test predictions, submission.csv, summary and scores.csv row."""
     from ensemble.io.atomic import check_output
     from models.predict_run import predict_run
+    from models.run_locks import lock_runs
 
     check_output(run_dir, read_dirs=[data_dir] if data_dir else [], folder=True)
-    result = predict_run(run_dir, tta, data_dir, cache_dir, checkpoint, progress=not quiet)
+    with lock_runs([run_dir], "re-predicting"):
+        result = predict_run(run_dir, tta, data_dir, cache_dir, checkpoint, progress=not quiet)
     click.echo(
         f"{run_dir.name}: val score {result['val_score']:.4f} (tta {result['tta']}), "
         f"submission {run_dir / 'submission.csv'}"

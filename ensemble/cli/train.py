@@ -47,6 +47,7 @@ def train(
 
     from ensemble.io.atomic import check_output
     from models import distributed
+    from models.run_locks import lock_runs
     from models.train import train_run
     from models.train_all import load_runs, resume_target
 
@@ -63,9 +64,10 @@ def train(
     if checkpoint_every is not None:
         config = dataclasses.replace(config, checkpoint_every=checkpoint_every)
     distributed.init_from_env()
-    summary = train_run(
-        config, data_dir, run_dir, cache_dir, not quiet, resume=resume_dir is not None
-    )
+    with lock_runs([run_dir], "training"):
+        summary = train_run(
+            config, data_dir, run_dir, cache_dir, not quiet, resume=resume_dir is not None
+        )
     if distributed.is_main():
         click.echo(f"{run_dir.name}: val score {summary['val_score']:.3f} ({run_dir})")
         for warning in summary["warnings"]:

@@ -28,6 +28,7 @@ from ensemble.io.external_predictions import (
     read_external,
 )
 from ensemble.io.landmarks import read_landmarks, read_landmarks_header
+from ensemble.io.locks import hold
 from ensemble.io.predictions import save_predictions
 from ensemble.io.run_folder import SCORES, RunFolder
 from ensemble.io.scores_table import read_scores
@@ -76,15 +77,17 @@ def import_run(
         read_scores(scores)  # a scores.csv that cannot take the row fails before any write
     inputs = {"test": test_path, "val": val_path}
     summary = _summary(run_dir.name, data.path, n_points, test, val, inputs, data_order)
-    with atomic_folder(run_dir) as work:
-        staged = RunFolder.at(work)
-        if val is not None:
-            save_predictions(staged.val_predictions_path, val.names, val.points)
-        if test.points is not None:
-            save_predictions(staged.test_predictions_path, test.requests.file_names, test.points)
-        write_submission(staged.submission_path, test.requests.file_names, test.values)
-        staged.update_summary(summary)
-    RunFolder.at(run_dir).record_score(summary.get("val_score", math.nan))
+    with hold(run_dir, "importing a run"):
+        with atomic_folder(run_dir) as work:
+            staged = RunFolder.at(work)
+            if val is not None:
+                save_predictions(staged.val_predictions_path, val.names, val.points)
+            if test.points is not None:
+                names = test.requests.file_names
+                save_predictions(staged.test_predictions_path, names, test.points)
+            write_submission(staged.submission_path, test.requests.file_names, test.values)
+            staged.update_summary(summary)
+        RunFolder.at(run_dir).record_score(summary.get("val_score", math.nan))
     return summary
 
 

@@ -78,21 +78,21 @@ def record_scores(
     """Fill public/private of the rows of scores.csv whose submission is one of `paths`."""
     import pandas as pd
 
-    from ensemble.io.scores_table import KNOWN, read_scores, write_scores
+    from ensemble.io.scores_table import update_scores
 
     scores_path = Path(scores_path)
-    if scores_path.is_file():
-        frame = read_scores(scores_path)
-    else:
-        frame = pd.DataFrame(columns=[*KNOWN, "submission_path"])
-    for path, result in zip(paths, results, strict=True):
-        resolved = str(Path(path).resolve())
-        hit = frame["submission_path"] == resolved
-        if not hit.any():
-            relative = os.path.relpath(resolved, scores_path.parent.resolve())
-            row = {"run": Path(path).stem, "submission": str(relative), "submission_path": resolved}
-            frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
+
+    def fill(frame: pd.DataFrame) -> pd.DataFrame:
+        for path, result in zip(paths, results, strict=True):
+            resolved = str(Path(path).resolve())
             hit = frame["submission_path"] == resolved
-        frame.loc[hit, "public"] = result.public
-        frame.loc[hit, "private"] = result.private
-    write_scores(scores_path, frame.drop(columns=["submission_path"]).astype({"val": float}))
+            if not hit.any():
+                relative = os.path.relpath(resolved, scores_path.parent.resolve())
+                row = {"run": Path(path).stem, "submission": relative, "submission_path": resolved}
+                frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
+                hit = frame["submission_path"] == resolved
+            frame.loc[hit, "public"] = result.public
+            frame.loc[hit, "private"] = result.private
+        return frame.drop(columns=["submission_path"]).astype({"val": float})
+
+    update_scores(scores_path, fill)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from ensemble.fkd.kaggle_files import (
 from ensemble.fkd.layout import IMAGE_SIZE, KEYPOINTS, N_KEYPOINTS
 from ensemble.io.data_folder import DataFolder
 from ensemble.io.landmarks import write_landmarks
+from ensemble.io.temps import temp_folder
 from ensemble.io.test_points import write_test_points
 
 FORMAT_NAME = "kaggle-facial-keypoints"
@@ -67,8 +67,7 @@ def import_fkd(
     _check_output(out_dir)
     test_ids, test_images = read_test_csv(test_csv)
     lookup = read_lookup(lookup_csv, test_ids)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    work = temp_folder(out_dir)
     try:
         n_train, n_complete = _write_train(Path(training_csv), DataFolder.at(work))
         n_requested = _write_test(test_ids, test_images, lookup, DataFolder.at(work))

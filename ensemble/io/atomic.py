@@ -1,17 +1,18 @@
 """Atomic writes (a temp file or folder beside the target, then os.replace) and the output
-check."""
+check. Temps are named after their writer and removed by a later writer when it is gone
+(`ensemble.io.temps`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 from ensemble.errors import InputError
+from ensemble.io.temps import temp_file, temp_folder
 
 REFUSE = "refusing to write the output here"
 
@@ -34,12 +35,9 @@ def _write_error(target: Path, error: OSError) -> InputError:
 def _temp_beside(target: Path) -> Path:
     """Create an empty temp file in the folder of `target` (InputError when that fails)."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        return temp_file(target)
     except OSError as error:
         raise _write_error(target, error) from None
-    os.close(fd)
-    return Path(tmp)
 
 
 @contextlib.contextmanager
@@ -66,11 +64,10 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
         yield handle
 
 
-def _folder_beside(target: Path, suffix: str) -> Path:
+def _folder_beside(target: Path) -> Path:
     """Create an empty temp folder beside `target` (InputError when that fails)."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
+        return temp_folder(target)
     except OSError as error:
         raise _write_error(target, error) from None
 
@@ -83,7 +80,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     folder is removed and `path` is left as it was.
     """
     target = Path(path)
-    work = _folder_beside(target, ".tmp")
+    work = _folder_beside(target)
     try:
         os.chmod(work, 0o777 & ~_current_umask())  # as mkdir makes it, not mkdtemp's 0o700
         yield work
@@ -94,7 +91,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
 
 def _swap_in(work: Path, target: Path) -> None:
     """Rename `work` to `target`, replacing a folder there (put back if the rename fails)."""
-    aside = _folder_beside(target, ".old") if target.exists() else None
+    aside = _folder_beside(target) if target.exists() else None
     try:
         if aside is not None:
             os.replace(target, aside)  # a folder onto an empty folder

@@ -3,12 +3,15 @@
 Columns: `run`, `submission` (path relative to the file), `val`, `public`, `private`, and
 optionally `score` and `weight`; empty cells allowed. A file with only `submission,score` is
 valid too. Written by `ens train-all` and `ens score`, read by `ens blend` and `ens analyze`.
+Every read-modify-write holds the file's lock (`ensemble.io.locks`): concurrent writers take
+turns, so no update is lost.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +20,12 @@ import pandas as pd
 from ensemble.errors import InputError
 from ensemble.io.atomic import atomic_path
 from ensemble.io.checks import check_utf8, quoted
+from ensemble.io.locks import hold
 
 COLUMNS = ["run", "submission", "val", "public", "private"]
 NUMERIC = ["val", "public", "private", "score", "weight"]
 KNOWN = [*COLUMNS, "score", "weight"]
+WAIT_SECONDS = 120.0  # how long a writer waits for another's update of the same file
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
@@ -100,11 +105,23 @@ def write_scores(path: str | Path, frame: pd.DataFrame) -> None:
         out.to_csv(tmp, index=False, float_format="%.6g")
 
 
+def update_scores(path: str | Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+    """Read scores.csv (empty when absent), apply `change` and write it back, under its lock."""
+    path = Path(path)
+    with hold(path, "updating it", wait=WAIT_SECONDS):
+        if path.is_file():
+            frame = read_scores(path)
+        else:
+            frame = pd.DataFrame(columns=[*KNOWN, "submission_path"])
+        write_scores(path, change(frame))
+
+
 def upsert_score_row(path: str | Path, row: dict) -> None:
     """Add or replace the row for `row['run']` in scores.csv (created if absent)."""
-    path = Path(path)
-    frame = read_scores(path) if path.is_file() else pd.DataFrame(columns=KNOWN)
-    frame = frame.drop(columns=["submission_path"], errors="ignore")
-    frame = frame[frame["run"] != row["run"]]
-    frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
-    write_scores(path, frame)
+
+    def replace_row(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.drop(columns=["submission_path"])
+        frame = frame[frame["run"] != row["run"]]
+        return pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
+
+    update_scores(path, replace_row)

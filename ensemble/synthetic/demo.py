@@ -10,8 +10,10 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from ensemble.io.atomic import atomic_open, atomic_path
 from ensemble.io.checks import FILE_COLUMN
 from ensemble.io.data_folder import DataFolder
 from ensemble.io.landmarks import LandmarksWriter
+from ensemble.io.temps import remove_stale, temp_folder
 from ensemble.io.test_points import POINTS_COLUMN, append_test_points
 from ensemble.synthetic.demo_defaults import (
     DEFAULT_CROWD,
@@ -199,9 +202,11 @@ def _chunks(
                 images_dir, seed, split, start, scenes[start : start + CHUNK], n_train
             )
         return
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
+    from ensemble.io.processes import process_pool
+
+    parallel = process_pool(n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
     yield from parallel(
         delayed(_make_chunk)(images_dir, seed, split, start, scenes[start : start + CHUNK], n_train)
         for start in starts
@@ -233,19 +238,24 @@ def _subsets(seed: int, start: int, count: int, k: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def _prepare(out_dir: Path, force: bool) -> None:
+def _check_out(out_dir: Path, force: bool) -> None:
+    """Refuse a non-empty OUT_DIR without `force`; what a killed make-demo left does not count."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(out_dir, "exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not force:
-            raise InputError(
-                out_dir, "directory is not empty (use --force to replace its train/ and test/)"
-            )
-        for sub in ("train", "test"):
-            if (out_dir / sub).exists():
-                shutil.rmtree(out_dir / sub)
-    DataFolder.at(out_dir).images("train").mkdir(parents=True, exist_ok=True)
-    DataFolder.at(out_dir).images("test").mkdir(parents=True, exist_ok=True)
+    remove_stale(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise InputError(
+            out_dir, "directory is not empty (use --force to replace its train/ and test/)"
+        )
+
+
+def _move_into_place(work: Path, out_dir: Path) -> None:
+    """Move the finished train/ and test/ from `work` into OUT_DIR (replacing old ones)."""
+    for sub in ("train", "test"):
+        if (out_dir / sub).exists():
+            shutil.rmtree(out_dir / sub)
+        os.replace(work / sub, out_dir / sub)
+    work.rmdir()
 
 
 def _write_train(out_dir: Path, seed: int, scenes: np.ndarray, n_jobs: int, bar: tqdm) -> None:
@@ -277,14 +287,6 @@ def _write_test(
             bar.update(len(names))
 
 
-def _remove_partial(out_dir: Path, existed: bool) -> None:
-    """Remove the train/ and test/ a failed make_demo wrote (and OUT_DIR when it made it)."""
-    for sub in ("train", "test"):
-        shutil.rmtree(out_dir / sub, ignore_errors=True)
-    if not existed:
-        shutil.rmtree(out_dir, ignore_errors=True)
-
-
 def make_demo(
     out_dir: str | Path,
     n_train: int = DEFAULT_TRAIN,
@@ -300,7 +302,9 @@ def make_demo(
     """Write a procedural face dataset in the competition layout under `out_dir`.
 
     train/landmarks.csv + train/images/, test/test_points.csv + test/images/, and the hidden
-    truth test/landmarks.csv. Images and rows are streamed chunk by chunk (bounded memory).
+    truth test/landmarks.csv. Images and rows are streamed chunk by chunk (bounded memory) into
+    a temp folder in `out_dir` whose train/ and test/ are moved into place at the end, so a
+    killed make-demo leaves only that temp, which the next one removes.
     A share `label_errors` of train images is labelled on a background face instead of the
     subject (listed in train/label_errors.csv); a share `crowd` of each split shows a background
     face but is labelled on the subject (`planted_count` rounds the shares).
@@ -316,14 +320,21 @@ def make_demo(
     test_scenes = choose_scenes(seed, _TEST, n_test, 0.0, crowd)
     out_dir = Path(out_dir)
     existed = out_dir.exists()
-    _prepare(out_dir, force)
+    _check_out(out_dir, force)
+    work = temp_folder(out_dir / "make-demo")  # killed: the next make-demo removes it
     bar = tqdm(total=n_train + n_test, unit="img", desc="make-demo", disable=not progress)
     try:
+        for split in ("train", "test"):
+            DataFolder.at(work).images(split).mkdir(parents=True)
         with bar:
-            _write_train(out_dir, seed, train_scenes, n_jobs, bar)
-            _write_test(out_dir, seed, test_scenes, n_train, points_per_row, n_jobs, bar)
+            _write_train(work, seed, train_scenes, n_jobs, bar)
+            _write_test(work, seed, test_scenes, n_train, points_per_row, n_jobs, bar)
+        _move_into_place(work, out_dir)
     except BaseException:  # an error or a signal: no partial dataset stays behind
-        _remove_partial(out_dir, existed)
+        shutil.rmtree(work, ignore_errors=True)
+        if not existed:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
         raise
     return DemoSummary(
         out_dir,

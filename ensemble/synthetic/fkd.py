@@ -9,7 +9,6 @@ real data.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from ensemble.errors import InputError
 from ensemble.fkd.layout import ALWAYS_LABELLED, IMAGE_SIZE, KEYPOINTS, coordinate_columns
+from ensemble.io.temps import remove_stale, temp_folder
 
 # 971-point landmarks averaged into each Kaggle keypoint ("left" = the subject's left, which is
 # the layout's right-hand side). Corners and brow ends are the extreme points of their regions;
@@ -117,10 +117,10 @@ def make_fkd_demo(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(out_dir, "exists and is not a directory")
+    remove_stale(out_dir)  # what a killed make-demo left
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise InputError(out_dir, "output directory is not empty (use --force)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".fkd-demo.", dir=out_dir))
+    work = temp_folder(out_dir / "fkd-demo")
     always = [KEYPOINTS.index(name) for name in ALWAYS_LABELLED]
     partial = np.ones(len(KEYPOINTS), dtype=bool)
     partial[always] = False

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import ensemble.io.atomic
+import ensemble.io.temps
 from ensemble.cli import cli
 from ensemble.errors import InputError
 from ensemble.io.atomic import atomic_open, atomic_path, check_output
@@ -256,11 +256,11 @@ def test_a_permission_error_while_writing_names_the_output(root: Path, monkeypat
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(ensemble.io.atomic.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(ensemble.io.temps.tempfile, "mkstemp", refuse)
     fails_cleanly(
         root, ["blend", "base.csv", "-o", "x.csv"], "Error: x.csv: folder . is not writable"
     )
-    monkeypatch.setattr(ensemble.io.atomic.tempfile, "mkstemp", tempfile.mkstemp)
+    monkeypatch.setattr(ensemble.io.temps.tempfile, "mkstemp", tempfile.mkstemp)
     below_a_file = root / "base.csv" / "x.csv"
     with (
         pytest.raises(InputError, match="x.csv: cannot write the output"),

@@ -18,6 +18,7 @@ from ensemble.cli.signals import HANDLED, Terminated, stop_cleanly_on_signals
 from ensemble.io.atomic import atomic_open
 from models.cache import build_cache
 from tests.helpers import write_faces
+from tests.processes import temps_of_an_ended_writer
 
 
 @pytest.fixture
@@ -44,9 +45,8 @@ def test_a_signal_stops_make_demo_and_removes_what_it_wrote(tmp_path: Path, sign
     out = tmp_path / "demo"
     command = [sys.executable, "-m", "ensemble", "make-demo", str(out), "--train", "20000"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    images = out / "train" / "images"
     deadline = time.monotonic() + 120
-    while not images.is_dir() or len(list(images.glob("*.jpg"))) < 20:  # well under way
+    while len(list(out.glob(".make-demo.ens-tmp-*/train/images/*.jpg"))) < 20:  # well under way
         assert process.poll() is None and time.monotonic() < deadline, "make-demo did not start"
         time.sleep(0.1)
     process.send_signal(signum)
@@ -81,7 +81,7 @@ def test_a_resume_removes_a_checkpoint_temp_file_that_a_kill_left(tmp_path: Path
     runs = tmp_path / "RUNS"
     args = ["train-all", "--data", str(data), "--config", str(config), "--out", str(runs)]
     assert CliRunner().invoke(cli, [*args, "--quiet"]).exit_code == 0
-    stale = runs / "r" / "checkpoints" / ".last.pt.k1ll3d.tmp"
+    (stale,) = temps_of_an_ended_writer((runs / "r" / "checkpoints" / "last.pt", "file"))
     stale.write_bytes(b"half a checkpoint")
     result = CliRunner().invoke(cli, ["train", "--resume", str(runs / "r"), "--quiet"])
     assert result.exit_code == 0, result.output
