@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from ensemble.errors import InputError
+from ensemble.errors import InputError, full_disk, full_disk_error
+from ensemble.io.file_kind import special_file_kind
 
 REFUSE = "refusing to write the output here"
 
@@ -24,6 +25,8 @@ def _current_umask() -> int:
 
 def _write_error(target: Path, error: OSError) -> InputError:
     """The InputError naming `target` for an OSError met while writing it."""
+    if full_disk(error):
+        return full_disk_error(target, error)
     if isinstance(error, PermissionError):
         return InputError(target, f"folder {target.parent} is not writable")
     if isinstance(error, IsADirectoryError):
@@ -43,13 +46,25 @@ def _temp_beside(target: Path) -> Path:
 
 
 @contextlib.contextmanager
+def _full_disk_named(target: Path) -> Iterator[None]:
+    """Turn a full disk met inside the block into an InputError naming `target`."""
+    try:
+        yield
+    except OSError as error:
+        if not full_disk(error):
+            raise
+        raise full_disk_error(target, error) from None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds."""
     target = Path(path)
     tmp_path = _temp_beside(target)
     try:
         os.chmod(tmp_path, 0o666 & ~_current_umask())
-        yield tmp_path
+        with _full_disk_named(target):
+            yield tmp_path
         try:
             os.replace(tmp_path, target)
         except OSError as error:
@@ -86,7 +101,8 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     work = _folder_beside(target, ".tmp")
     try:
         os.chmod(work, 0o777 & ~_current_umask())  # as mkdir makes it, not mkdtemp's 0o700
-        yield work
+        with _full_disk_named(target):
+            yield work
         _swap_in(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -158,15 +174,19 @@ def check_output(
 ) -> None:
     """Raise InputError unless a command may write `output` (a file, or with `folder` a folder).
 
-    Refused: an empty name; a file output that is an existing folder; an output that is one of
-    `reads` (any spelling, symlinks, hard links), or with `folder` holds one of them; an output
-    inside one of `read_dirs`; an output whose nearest existing folder is not writable.
+    Refused: an empty name; a device, FIFO or socket; a file output that is an existing folder;
+    an output that is one of `reads` (any spelling, symlinks, hard links), or with `folder` holds
+    one of them; an output inside one of `read_dirs`; an output whose nearest existing folder is
+    not writable.
     """
     text = os.fspath(output)
     if text == "" or (text == "." and not folder):  # click turns -o "" into Path(".")
         where = "" if text == "" else ' (or ".", the current folder)'
         raise InputError('""', f"output file name is empty{where}")
     path = Path(output)
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise InputError(path, f"{REFUSE}: it is {kind}, not a regular file")
     if path.is_dir() and not folder:
         raise InputError(path, "is a directory")
     _refuse_inputs(path, reads, folder)
