@@ -57,6 +57,20 @@ def _full_disk_named(target: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _named_as_target(work: Path, target: Path) -> Iterator[None]:
+    """Errors met while filling the temp folder `work` name the file in `target` (where it was
+    to go), not the temp folder; a full disk names `target` itself."""
+    try:
+        with _full_disk_named(target):
+            yield
+    except InputError as error:
+        if error.path is None or not Path(error.path).is_relative_to(work):
+            raise
+        where = target / Path(error.path).relative_to(work)
+        raise InputError(where, error.problem, error.line) from None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds."""
     target = Path(path)
@@ -101,9 +115,37 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     work = _folder_beside(target, ".tmp")
     try:
         os.chmod(work, 0o777 & ~_current_umask())  # as mkdir makes it, not mkdtemp's 0o700
-        with _full_disk_named(target):
+        with _named_as_target(work, target):
             yield work
         _swap_in(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temp folder beside `path`; its files move into `path` only if the block
+    succeeds, so a failure (a full disk) adds nothing to `path`.
+
+    A new `path` appears whole (the temp folder renamed); into an existing folder the files
+    move by rename, replacing those of the same name and keeping the others. A block that
+    wrote nothing creates nothing.
+    """
+    target = Path(path)
+    work = _folder_beside(target, ".tmp")
+    try:
+        os.chmod(work, 0o777 & ~_current_umask())
+        with _named_as_target(work, target):
+            yield work
+        if not target.exists():
+            if any(work.iterdir()):
+                _swap_in(work, target)
+            return
+        for item in sorted(work.iterdir()):
+            try:
+                os.replace(item, target / item.name)
+            except OSError as error:
+                raise _write_error(target / item.name, error) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
