@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ensemble.errors import InputError
-from ensemble.io.atomic import atomic_path
+from ensemble.io.atomic import atomic_open
 
 
 def rng_state() -> dict:
@@ -49,9 +49,13 @@ def restore_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
-    """torch.save to a temporary file beside `path`, then os.replace."""
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    """torch.save to a temporary file beside `path`, then os.replace.
+
+    torch writes through a Python file, so a full disk is an OSError (a path given to torch
+    gives a RuntimeError `unexpected pos` that does not say why).
+    """
+    with atomic_open(path, "wb") as handle:
+        torch.save(checkpoint, handle)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:

@@ -57,7 +57,7 @@ def _full_disk_named(target: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _named_as_target(work: Path, target: Path) -> Iterator[None]:
+def named_as_target(work: Path, target: Path) -> Iterator[None]:
     """Errors met while filling the temp folder `work` name the file in `target` (where it was
     to go), not the temp folder; a full disk names `target` itself."""
     try:
@@ -115,7 +115,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     work = _folder_beside(target, ".tmp")
     try:
         os.chmod(work, 0o777 & ~_current_umask())  # as mkdir makes it, not mkdtemp's 0o700
-        with _named_as_target(work, target):
+        with named_as_target(work, target):
             yield work
         _swap_in(work, target)
     finally:
@@ -135,7 +135,7 @@ def staged_folder(path: str | Path) -> Iterator[Path]:
     work = _folder_beside(target, ".tmp")
     try:
         os.chmod(work, 0o777 & ~_current_umask())
-        with _named_as_target(work, target):
+        with named_as_target(work, target):
             yield work
         if not target.exists():
             if any(work.iterdir()):
