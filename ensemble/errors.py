@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+# the problem named for a file whose lists or tables nest deeper than the parser's recursion
+TOO_DEEP = "nested too deeply: lists or tables inside one another, hundreds of levels deep"
 # errno -> the problem named for it: a write that failed because the disk cannot take it
 _FULL_DISK = {
     errno.ENOSPC: "no space left on device",

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.errors import InputError
+from ensemble.errors import TOO_DEEP, InputError
 from ensemble.io.data_folder import DataFolder
+from ensemble.io.file_kind import require_regular_file
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def dataset_layout(data_dir: str | Path | None, n_points: int) -> Layout:
     DATA/train/layout.json when it exists (read and checked by `read_layout`), else
     `layout_for(n_points)`: the built-in layout for N, or a generic one.
     """
-    if data_dir is not None and layout_path(data_dir).is_file():
+    if data_dir is not None and layout_path(data_dir).exists():
         return read_layout(layout_path(data_dir), n_points)
     return layout_for(n_points)
 
@@ -318,8 +319,11 @@ def read_layout(path: str | Path, n_points: int) -> Layout:
     Raises InputError naming the file and what is wrong.
     """
     path = Path(path)
+    require_regular_file(path)
     try:
         spec = json.loads(path.read_text(encoding="utf-8-sig"))
+    except RecursionError:
+        raise InputError(path, TOO_DEEP) from None
     except json.JSONDecodeError as error:
         raise InputError(
             path, f"not valid JSON: {error.msg} (column {error.colno})", error.lineno

@@ -47,6 +47,17 @@ def quoted(value: object) -> str:
     return f"'{text[:_QUOTE_LIMIT]}...' ({len(text):,} characters)"
 
 
+def literal(value: object) -> str:
+    """`value` for a message as a config file writes it (a string in quotes, else its repr); a
+    long one is cut as `quoted` cuts it."""
+    if isinstance(value, str):
+        return quoted(value)
+    text = repr(value)
+    if len(text) <= _QUOTE_LIMIT:
+        return text
+    return f"{text[:_QUOTE_LIMIT]}... ({len(text):,} characters)"
+
+
 def value_problem(value: float, column: str) -> str:
     """Why a coordinate is rejected: it is not finite, or too large for a pixel coordinate."""
     if not np.isfinite(value):
@@ -57,11 +68,22 @@ def value_problem(value: float, column: str) -> str:
     )
 
 
-def _not_utf8(raw: bytes, error: UnicodeDecodeError) -> str:
+def _not_utf8(raw: bytes, error: UnicodeDecodeError, line_start: int = 0) -> str:
     return (
-        f"not UTF-8 text (byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the "
-        "line); save the file as UTF-8"
+        f"not UTF-8 text (byte 0x{raw[error.start]:02x} at byte {error.start - line_start + 1} "
+        "of the line); save the file as UTF-8"
     )
+
+
+def decode_utf8(path: Path, raw: bytes) -> str:
+    """`raw`, the bytes of the file `path`, as text; InputError naming the line and byte of the
+    first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = raw.rfind(b"\n", 0, error.start) + 1
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise InputError(path, _not_utf8(raw, error, line_start), line) from None
 
 
 def check_utf8(path: Path) -> None:

@@ -30,7 +30,8 @@ def special_file_kind(path: str | Path) -> str | None:
 
 
 def require_regular_file(path: str | Path) -> None:
-    """InputError when `path` exists and is a FIFO, device or socket (checked without opening)."""
-    kind = special_file_kind(path)
+    """InputError when `path` exists and is a folder, FIFO, device or socket (checked without
+    opening it); a missing file is left to the reader."""
+    kind = "a folder" if os.path.isdir(path) else special_file_kind(path)
     if kind is not None:
         raise InputError(path, f"is {kind}, not a regular file")
