@@ -260,10 +260,13 @@ def _preallocate(path: Path) -> None:
         try:
             if hasattr(os, "posix_fallocate"):
                 os.posix_fallocate(handle.fileno(), 0, size)
-            else:  # macOS, Windows: write the zeros
-                block = bytes(1 << 24)
-                for _ in range(0, size, len(block)):
-                    handle.write(block[: size - handle.tell()])
+            else:  # macOS, Windows: write every block back as it reads (header, then zeros)
+                for offset in range(0, size, 1 << 24):
+                    handle.seek(offset)
+                    block = handle.read(1 << 24)
+                    handle.seek(offset)
+                    handle.write(block)
+                handle.flush()
         except OSError as error:
             if full_disk(error):
                 raise full_disk_error(path, error, needed=size) from None
