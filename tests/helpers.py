@@ -63,15 +63,18 @@ def write_demo_with_baseline(root: Path) -> Path:
     return root
 
 
-def folder_tree(root: Path) -> dict[str, bytes | None]:
-    """Every file (its bytes) and folder (None) under `root`, by relative path."""
-    tree: dict[str, bytes | None] = {}
+def folder_tree(root: Path) -> dict[str, bytes | str | None]:
+    """Every file (its bytes) and folder (None) under `root`, by relative path; a FIFO, device
+    or socket by its kind (never opened)."""
+    from ensemble.io.file_kind import special_file_kind
+
+    tree: dict[str, bytes | str | None] = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs:
             tree[os.path.relpath(os.path.join(folder, name), root)] = None
         for name in files:
             path = Path(folder, name)
-            tree[os.path.relpath(path, root)] = path.read_bytes()
+            tree[os.path.relpath(path, root)] = special_file_kind(path) or path.read_bytes()
     return tree
 
 
