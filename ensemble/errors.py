@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import errno
+import sys
 from pathlib import Path
 
 # the problem named for a file whose lists or tables nest deeper than the parser's recursion
 TOO_DEEP = "nested too deeply: lists or tables inside one another, hundreds of levels deep"
+# the problem named for a number that Python refuses to convert (int_max_str_digits)
+TOO_MANY_DIGITS = f"a number with more than {sys.get_int_max_str_digits():,} digits"
 # errno -> the problem named for it: a write that failed because the disk cannot take it
 _FULL_DISK = {
     errno.ENOSPC: "no space left on device",

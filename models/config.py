@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ensemble.errors import TOO_DEEP, InputError
+from ensemble.errors import TOO_DEEP, TOO_MANY_DIGITS, InputError
 from ensemble.io.checks import decode_utf8, literal, quoted
 from ensemble.io.file_kind import require_regular_file
 from ensemble.io.run_folder import run_name_problem
@@ -337,6 +337,8 @@ def parse_config(
         raise ConfigError(path, f"not valid TOML: {error}") from None
     except RecursionError:
         raise ConfigError(path, TOO_DEEP) from None
+    except ValueError:  # the one other error tomllib raises: an integer over Python's limit
+        raise ConfigError(path, TOO_MANY_DIGITS) from None
     unknown = sorted(set(document) - {"defaults", "run"})
     if unknown:
         raise ConfigError(

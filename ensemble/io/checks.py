@@ -51,9 +51,11 @@ def quoted(value: object) -> str:
 def literal(value: object) -> str:
     """`value` for a message as a config file writes it (a string in quotes, else its repr); a
     long one is cut as `quoted` cuts it."""
-    if isinstance(value, str):
-        return quoted(value)
-    text = repr(value)
+    return quoted(value) if isinstance(value, str) else shortened(repr(value))
+
+
+def shortened(text: str) -> str:
+    """`text` for a message, cut as `quoted` cuts it (without the quotes)."""
     if len(text) <= _QUOTE_LIMIT:
         return text
     return f"{text[:_QUOTE_LIMIT]}... ({len(text):,} characters)"

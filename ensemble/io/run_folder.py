@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ensemble.errors import TOO_DEEP, InputError
+from ensemble.errors import TOO_DEEP, TOO_MANY_DIGITS, InputError
 from ensemble.io.atomic import atomic_open
 from ensemble.io.predictions import Predictions, load_predictions
 
@@ -167,6 +167,8 @@ class RunFolder:
             raise InputError(path, f"not valid TOML: {error}") from None
         except RecursionError:
             raise InputError(path, TOO_DEEP) from None
+        except ValueError:  # an integer over Python's digit limit
+            raise InputError(path, TOO_MANY_DIGITS) from None
 
 
 def find_runs(runs_dir: str | Path, require: str = VAL_PREDICTIONS) -> list[RunFolder]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ensemble.errors import TOO_DEEP
+from ensemble.errors import TOO_DEEP, TOO_MANY_DIGITS
 from ensemble.io.run_folder import RUN_NAME_RULE
 from tests.helpers import bomb_png, fails_cleanly, invoke_ens, write_demo_with_baseline
 
@@ -91,6 +91,14 @@ def test_a_layout_nested_deeper_than_any_real_file_is_a_clear_error(root: Path) 
     Path("demo/train/layout.json").write_text("[" * 100_000 + "]" * 100_000)
     args = ["analyze", "uniformity", "--data", "demo"]
     fails_cleanly(root, args, f"Error: {Path('demo/train/layout.json')}: {TOO_DEEP}\n")
+
+
+def test_numbers_longer_than_python_reads_are_a_clear_error(root: Path) -> None:
+    Path("digits.toml").write_text(RUN + "seed = " + "9" * 5000 + "\n")
+    fails_cleanly(root, _train_all("digits.toml"), f"Error: digits.toml: {TOO_MANY_DIGITS}\n")
+    Path("demo/train/layout.json").write_text('{"eyes": [0, ' + "9" * 5000 + "]}")
+    args = ["analyze", "uniformity", "--data", "demo"]
+    fails_cleanly(root, args, f"Error: {Path('demo/train/layout.json')}: {TOO_MANY_DIGITS}\n")
 
 
 def test_a_config_with_a_byte_that_is_not_utf8_names_the_line(root: Path) -> None:
