@@ -175,7 +175,12 @@ class AugmentConfig:
 class RunConfig:
     """Everything one run needs, after defaults are merged in."""
 
-    name: str = key(dataclasses.MISSING, _string, "the run's folder name, in each [[run]]")
+    name: str = key(
+        dataclasses.MISSING,
+        _string,
+        "the run's folder name, in each [[run]]: 1 to 100 letters, digits, '.', '_' or '-', not "
+        "starting with '.'",
+    )
     arch: str = key(
         dataclasses.MISSING,
         _string,
