@@ -1,4 +1,5 @@
-"""The errors a command reports without a traceback: bad input, and a run that cannot finish."""
+"""The errors a command reports without a traceback: bad input, a run that cannot finish, and
+a full disk (named by the file being written)."""
 
 from __future__ import annotations
 

@@ -62,21 +62,21 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
         try:
             torch.save(checkpoint, handle)
         except RuntimeError:
-            needed = tensor_bytes(checkpoint)
+            needed = _tensor_bytes(checkpoint)
             if shutil.disk_usage(Path(path).parent).free >= needed:
                 raise
             full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             raise full_disk_error(path, full, needed) from None
 
 
-def tensor_bytes(value: object) -> int:
+def _tensor_bytes(value: object) -> int:
     """Bytes of the tensors in a checkpoint (nested dicts, lists and tuples)."""
     if isinstance(value, torch.Tensor):
         return value.numel() * value.element_size()
     if isinstance(value, dict):
-        return sum(tensor_bytes(item) for item in value.values())
+        return sum(_tensor_bytes(item) for item in value.values())
     if isinstance(value, list | tuple):
-        return sum(tensor_bytes(item) for item in value)
+        return sum(_tensor_bytes(item) for item in value)
     return 0
 
 
