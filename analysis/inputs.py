@@ -47,16 +47,16 @@ def resolve_inputs(
             data = None
     if test_points is None and data is not None:
         candidate = DataFolder.at(data).test_points
-        test_points = candidate if candidate.is_file() else None
+        test_points = candidate if candidate.exists() else None
     source = "--n-points"
     if n_points is None:
         labels = DataFolder.at(data).train_landmarks if data is not None else None
-        if labels is not None and labels.is_file():
+        if labels is not None and labels.exists():
             n_points, source = read_landmarks_header(labels), f"header of {labels}"
         else:
             n_points = DEFAULT_N_POINTS
             source = f"default (the competition's {DEFAULT_N_POINTS})"
-    if scores is None and runs is not None and (runs / "scores.csv").is_file():
+    if scores is None and runs is not None and (runs / "scores.csv").exists():
         scores = runs / "scores.csv"
     return Inputs(test_points, n_points, source, scores, runs, data)
 

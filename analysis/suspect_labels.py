@@ -49,6 +49,7 @@ from analysis.leaderboard_fit import robust_z
 from ensemble.errors import InputError
 from ensemble.io.atomic import atomic_open
 from ensemble.io.checks import FILE_COLUMN
+from ensemble.io.file_kind import require_regular_file
 
 MAX_FIT = 2000  # images the Theil-Sen line is fitted on (its cost grows with their square)
 CSV_COLUMNS = ("file_name", "label_error", "spread", "score", "suspect")
@@ -263,6 +264,7 @@ def write_suspect_csv(path: str | Path, result: SuspectLabels) -> Path:
 
 def read_planted(path: str | Path) -> set[str]:
     """File names listed in a demo's train/label_errors.csv (header `file_name`)."""
+    require_regular_file(path)
     with open(path, encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle))
     if not rows or not rows[0] or rows[0][0].strip() != FILE_COLUMN:

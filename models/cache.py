@@ -32,7 +32,8 @@ from joblib import Parallel, delayed
 from PIL import Image
 from tqdm import tqdm
 
-from ensemble.errors import InputError
+from ensemble.errors import InputError, full_disk, full_disk_error
+from ensemble.io.atomic import named_as_target
 from ensemble.io.data_folder import LANDMARKS, TEST_POINTS, DataFolder
 from ensemble.io.images import IMAGE_NOT_FOUND, open_image
 from ensemble.io.landmarks import read_landmarks
@@ -202,10 +203,11 @@ def _build(
     """Write the cache in a temp sibling of `target`, then move it into place."""
     tmp = temp_folder(target)
     try:
-        _write_cache(
-            tmp, DataFolder.at(data_dir).images(split), names, size, n_jobs, progress, split
-        )
-        (tmp / "fingerprint.json").write_text(json.dumps(expected, indent=1))
+        with named_as_target(tmp, target):  # a full disk names the cache, not its temp folder
+            _write_cache(
+                tmp, DataFolder.at(data_dir).images(split), names, size, n_jobs, progress, split
+            )
+            (tmp / "fingerprint.json").write_text(json.dumps(expected, indent=1))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -227,6 +229,7 @@ def _write_cache(
     np.lib.format.open_memmap(
         images_path, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3)
     ).flush()
+    _preallocate(images_path)
     geometry = np.empty((len(names), 6), dtype=np.float64)
     valid = np.ones(len(names), dtype=bool)
     bad_images: list[dict] = []
@@ -262,6 +265,27 @@ def _write_cache(
     np.save(folder / "geometry.npy", geometry[:, :4])
     np.save(folder / "sizes.npy", geometry[:, 4:])
     np.save(folder / "file_names.npy", np.asarray([str(n) for n in names]))
+
+
+def _preallocate(path: Path) -> None:
+    """Reserve the disk blocks of the memory-mapped `path` with real writes, so that a full disk
+    is an error here, not a SIGBUS that kills the process when the map is written."""
+    with open(path, "r+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(handle.fileno(), 0, size)
+            else:  # macOS, Windows: write every block back as it reads (header, then zeros)
+                for offset in range(0, size, 1 << 24):
+                    handle.seek(offset)
+                    block = handle.read(1 << 24)
+                    handle.seek(offset)
+                    handle.write(block)
+                handle.flush()
+        except OSError as error:
+            if full_disk(error):
+                raise full_disk_error(path, error, needed=size) from None
+            raise
 
 
 def _read_fingerprint(folder: Path) -> dict | None:

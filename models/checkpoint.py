@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ensemble.errors import InputError
-from ensemble.io.atomic import atomic_path
+from ensemble.errors import InputError, full_disk_error
+from ensemble.io.atomic import atomic_open
 
 
 def rng_state() -> dict:
@@ -49,9 +52,32 @@ def restore_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
-    """torch.save to a temporary file beside `path`, then os.replace."""
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    """torch.save to a temporary file beside `path`, then os.replace.
+
+    A full disk is an InputError naming `path`: torch reports a write cut short as a
+    RuntimeError ('unexpected pos ...'), which means a full disk when less space is free than
+    the checkpoint's tensors need.
+    """
+    with atomic_open(path, "wb") as handle:
+        try:
+            torch.save(checkpoint, handle)
+        except RuntimeError:
+            needed = _tensor_bytes(checkpoint)
+            if shutil.disk_usage(Path(path).parent).free >= needed:
+                raise
+            full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise full_disk_error(path, full, needed) from None
+
+
+def _tensor_bytes(value: object) -> int:
+    """Bytes of the tensors in a checkpoint (nested dicts, lists and tuples)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_tensor_bytes(item) for item in value)
+    return 0
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ensemble.errors import InputError
+from ensemble.errors import TOO_DEEP, TOO_MANY_DIGITS, InputError
+from ensemble.io.checks import decode_utf8, literal, quoted
+from ensemble.io.file_kind import require_regular_file
+from ensemble.io.run_folder import run_name_problem
 
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "radam")
 SCHEDULER_NAMES = ("cosine", "cosine-warm-restarts", "step", "plateau", "onecycle", "none")
@@ -172,7 +175,12 @@ class AugmentConfig:
 class RunConfig:
     """Everything one run needs, after defaults are merged in."""
 
-    name: str = key(dataclasses.MISSING, _string, "the run's folder name, in each [[run]]")
+    name: str = key(
+        dataclasses.MISSING,
+        _string,
+        "the run's folder name, in each [[run]]: 1 to 100 letters, digits, '.', '_' or '-', not "
+        "starting with '.'",
+    )
     arch: str = key(
         dataclasses.MISSING,
         _string,
@@ -288,7 +296,7 @@ def _check_table(path: Path, run: str | None, table: Any, keys: dict, context: s
         if key not in keys:
             raise ConfigError(
                 path,
-                f"{_where(run)}: unknown key '{context}{key}'; allowed: {sorted(keys)}",
+                f"{_where(run)}: unknown key {quoted(context + key)}; allowed: {sorted(keys)}",
             )
         out[key] = _checked(path, run, f"{context}{key}", keys[key], value)
     return out
@@ -299,7 +307,7 @@ def _checked(path: Path, run: str | None, key: str, check: Callable, value: Any)
         return check(value)
     except ValueError as error:
         raise ConfigError(
-            path, f"{_where(run)}: bad value {value!r} for '{key}'; allowed: {error}"
+            path, f"{_where(run)}: bad value {literal(value)} for '{key}'; allowed: {error}"
         ) from None
 
 
@@ -332,9 +340,15 @@ def parse_config(
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, f"not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(path, TOO_DEEP) from None
+    except ValueError:  # the one other error tomllib raises: an integer over Python's limit
+        raise ConfigError(path, TOO_MANY_DIGITS) from None
     unknown = sorted(set(document) - {"defaults", "run"})
     if unknown:
-        raise ConfigError(path, f"unknown top-level key(s) {unknown}; allowed: ['defaults', 'run']")
+        raise ConfigError(
+            path, f"unknown top-level key(s) {literal(unknown)}; allowed: ['defaults', 'run']"
+        )
     defaults_table = document.get("defaults", {})
     if "name" in defaults_table:
         raise ConfigError(path, "[defaults]: 'name' belongs in each [[run]]")
@@ -351,8 +365,11 @@ def parse_config(
     configs = []
     for position, table in enumerate(runs, start=1):
         name = table.get("name") if isinstance(table, dict) else None
-        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        if not isinstance(name, str) or not name:
             raise ConfigError(path, f"[[run]] number {position}: needs a 'name' (a folder name)")
+        problem = run_name_problem(name)
+        if problem is not None:
+            raise ConfigError(path, f"[[run]] number {position}: name {quoted(name)} {problem}")
         if name in seen:
             raise ConfigError(path, f"[[run]] '{name}': duplicate run name")
         seen.add(name)
@@ -375,7 +392,7 @@ def parse_config(
         if allowed_arch and merged["arch"] not in allowed_arch:
             raise ConfigError(
                 path,
-                f"[[run]] '{name}': bad value {merged['arch']!r} for 'arch'; allowed: "
+                f"[[run]] '{name}': bad value {literal(merged['arch'])} for 'arch'; allowed: "
                 f"{', '.join(allowed_arch)}",
             )
         configs.append(RunConfig(**merged))
@@ -385,9 +402,10 @@ def parse_config(
 def load_config(path: str | Path, architectures: Iterable[str] = ()) -> list[RunConfig]:
     """Read and validate a train-all TOML file."""
     path = Path(path)
+    require_regular_file(path)  # a FIFO would hang the read
     if not path.is_file():
         raise InputError(path, "config file not found")
-    return parse_config(path.read_text(encoding="utf-8"), path, architectures)
+    return parse_config(decode_utf8(path, path.read_bytes()), path, architectures)
 
 
 def run_from_dict(values: dict) -> RunConfig:

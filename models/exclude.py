@@ -9,6 +9,7 @@ import numpy as np
 
 from ensemble.errors import InputError
 from ensemble.io.checks import row_index
+from ensemble.io.file_kind import require_regular_file
 
 
 def read_exclude_list(path: str | Path, file_names: np.ndarray) -> np.ndarray:
@@ -19,6 +20,7 @@ def read_exclude_list(path: str | Path, file_names: np.ndarray) -> np.ndarray:
     image is an error naming the line: a typo would otherwise exclude nothing, silently.
     """
     path = Path(path)
+    require_regular_file(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             rows = list(csv.reader(handle))

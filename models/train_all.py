@@ -15,7 +15,7 @@ from joblib import delayed
 from tqdm import tqdm
 
 from ensemble.competition.health import Health, judge_runs
-from ensemble.errors import InputError, TrainingError
+from ensemble.errors import InputError, TrainingError, full_disk
 from ensemble.io.processes import process_pool
 from ensemble.io.run_folder import SCORES, RunFolder
 from models import distributed
@@ -313,6 +313,9 @@ def failure_reason(error: BaseException) -> str:
         text = error.reason  # the run is named beside it
     elif isinstance(error, InputError):
         text = str(error)
+    elif full_disk(error):
+        where = f"{error.filename}: " if error.filename else ""
+        text = f"{where}{full_disk(error)}"
     else:
         lines = str(error).strip().splitlines()
         text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
@@ -377,15 +380,26 @@ def record_outcome(
     log = folder.error_log
     if reason:
         folder.mark_unfinished()  # another rank failed: not finished
+        where = ""
         if run_dir.is_dir():
-            folder.write_error(trace or reason + "\n")
-        where = f" (details in {log})" if log.is_file() else ""
+            try:
+                folder.write_error(trace or reason + "\n")
+                where = f" (details in {log})"
+            except (InputError, OSError) as error:  # a full disk: the failure stays in memory
+                where = f" ({log} not written: {_unwritten(error)})"
         tqdm.write(f"{run_dir.name}: FAILED: {reason}{where}; going on with the next run")
         return RunOutcome(run_dir.name, "failed", reason=reason)
     log.unlink(missing_ok=True)
     report(summary, resumed)
     warnings = "; ".join(summary.get("warnings", []))
     return RunOutcome(run_dir.name, "trained", summary["val_score"], warnings, summary)
+
+
+def _unwritten(error: InputError | OSError) -> str:
+    """Why a file could not be written, in a few words."""
+    if isinstance(error, InputError):
+        return error.problem
+    return full_disk(error) or error.strerror or str(error)
 
 
 def report(summary: dict, resumed: bool) -> None:

@@ -1,9 +1,11 @@
-"""Shared fixtures: a tiny competition written to a temp folder, and a working copy of a test
-module's `template` folder. The helpers the test modules import are in `tests.helpers`."""
+"""Shared fixtures: a tiny competition written to a temp folder, a working copy of a test
+module's `template` folder, and a guard against a test that hangs. The helpers the test modules
+import are in `tests.helpers`."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,18 @@ def root(template: Path, tmp_path: Path, monkeypatch) -> Path:
     shutil.copytree(template, work)
     monkeypatch.chdir(work)
     return work
+
+
+@pytest.fixture
+def no_hang():
+    """Fail, rather than hang, a test still running after 60 s (a FIFO opened for reading
+    blocks until a writer comes: a regression must not stall the suite)."""
+
+    def stuck(signum, frame):
+        raise TimeoutError("still blocked after 60 s: was a FIFO opened for reading?")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

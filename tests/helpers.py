@@ -1,11 +1,12 @@
 """Helpers the test modules share, in one place: tiny datasets the tests write themselves,
-clean-failure checks of `ens`, drawn-face datasets, run folders for blend fits, corrupted files,
-suspect-label cases and the leaderboard metric by hand."""
+clean-failure checks of `ens`, a disk that fills, drawn-face datasets, run folders for blend
+fits, corrupted files, suspect-label cases and the leaderboard metric by hand."""
 
 from __future__ import annotations
 
 import os
 import warnings
+from errno import ENOSPC
 from pathlib import Path
 
 import numpy as np
@@ -62,15 +63,18 @@ def write_demo_with_baseline(root: Path) -> Path:
     return root
 
 
-def folder_tree(root: Path) -> dict[str, bytes | None]:
-    """Every file (its bytes) and folder (None) under `root`, by relative path."""
-    tree: dict[str, bytes | None] = {}
+def folder_tree(root: Path) -> dict[str, bytes | str | None]:
+    """Every file (its bytes) and folder (None) under `root`, by relative path; a FIFO, device
+    or socket by its kind (never opened)."""
+    from ensemble.io.file_kind import special_file_kind
+
+    tree: dict[str, bytes | str | None] = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs:
             tree[os.path.relpath(os.path.join(folder, name), root)] = None
         for name in files:
             path = Path(folder, name)
-            tree[os.path.relpath(path, root)] = path.read_bytes()
+            tree[os.path.relpath(path, root)] = special_file_kind(path) or path.read_bytes()
     return tree
 
 
@@ -95,6 +99,72 @@ def fails_cleanly(root: Path, args: list[str], *needles: str, code: int = 1) -> 
     assert isinstance(result.exception, SystemExit)
     assert folder_tree(root) == before
     return result.output
+
+
+# ----------------------------------------------------------------------------------------------
+# Hostile conditions: a disk that fills while one file is written, a decompression bomb
+
+
+class _FillingFile:
+    """A file opened for writing whose writes fail with OSError `code` once `room` bytes are
+    in it."""
+
+    def __init__(self, handle, room: int, code: int) -> None:
+        self._handle, self._room, self._code = handle, room, code
+
+    def write(self, data):
+        if len(data) > self._room:
+            self._handle.write(data[: self._room])  # a partial file, as a full disk leaves it
+            self._room = 0
+            raise OSError(self._code, os.strerror(self._code))
+        self._room -= len(data)
+        return self._handle.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.close()
+
+    def __iter__(self):
+        return iter(self._handle)
+
+
+def fill_disk_on(monkeypatch, name: str, room: int = 64, code: int = ENOSPC) -> None:
+    """Make the disk fill (OSError `code`, ENOSPC by default) after `room` bytes of any file
+    opened for writing whose name holds `name` (its temp files too), through builtins.open."""
+    import builtins
+
+    real_open = builtins.open
+
+    def filling_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        writing = any(flag in mode for flag in "wax+")
+        if writing and isinstance(file, str | os.PathLike) and name in Path(file).name:
+            return _FillingFile(handle, room, code)
+        return handle
+
+    monkeypatch.setattr(builtins, "open", filling_open)
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A PNG of about 100 bytes whose header declares width x height RGB pixels (a
+    decompression bomb: its few compressed rows are never reached)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    rows = zlib.compress(bytes(1 + 3 * min(width, 1000)))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -165,10 +165,12 @@ def errors_section(
     data_dir: Path | None,
     out_dir: Path | None = None,
     n_gallery: int = DEFAULT_GALLERY,
+    shown_dir: Path | None = None,
 ) -> Section:
     """Per-image error tails on validation (and test with the demo truth) and suspect labels.
 
-    With `out_dir`, also writes out_dir/suspect_labels.csv and the gallery PNGs.
+    With `out_dir`, also writes out_dir/suspect_labels.csv and the gallery PNGs; the text names
+    them in `shown_dir` when out_dir is a staging folder that becomes it.
     """
     from analysis.suspect_labels import find_suspects
     from ensemble.io.aligned_predictions import load_validation
@@ -209,7 +211,9 @@ def errors_section(
         _tail_blocks(section, test, n_runs=len(test.run_names))
     else:
         section.blocks.append(Paragraph(f"Test split: not analysed: {test}."))
-    csv_path = _suspect_blocks(section, suspects, data_dir, out_dir, val, carried)
+    csv_path = _suspect_blocks(
+        section, suspects, data_dir, out_dir, val, carried, shown_dir or out_dir
+    )
     if out_dir is not None:
         _galleries(section, val, test, suspects, out_dir, n_gallery)
     section.summary = {
@@ -312,6 +316,7 @@ def _suspect_blocks(
     out_dir: Path | None,
     val: SplitErrors,
     carried: list[dict],
+    shown_dir: Path | None,
 ) -> Path | None:
     from analysis.suspect_labels import CSV_NAME, write_suspect_csv
 
@@ -355,7 +360,8 @@ def _suspect_blocks(
             Paragraph("Give -o DIR to write DIR/suspect_labels.csv and the galleries.")
         )
         return None
-    path = write_suspect_csv(Path(out_dir) / CSV_NAME, suspects)
+    write_suspect_csv(Path(out_dir) / CSV_NAME, suspects)
+    path = Path(shown_dir or out_dir) / CSV_NAME
     section.blocks.append(
         Paragraph(
             f'Wrote {path} ({len(order):,} rows, ranked by score; `exclude = "{path}"` in a '

@@ -30,7 +30,7 @@ def leaderboard_section(path: Path | None, plot_dir: Path | None = None) -> Sect
     from ensemble.io.scores_table import read_scores
 
     section = Section("leaderboard", "2. Validation score to leaderboard score (scores.csv)")
-    if path is None or not Path(path).is_file():
+    if path is None or not Path(path).exists():
         where = f" ({path} not found)" if path is not None else ""
         section.missing = f"no scores.csv{where}: give --scores FILE or --runs RUNS"
         return section

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # option -> default, for the options that have one (None given = this default)
 DEFAULTS: dict[str, Any] = {"alpha": 0.01, "bootstrap": 1000, "gallery": 8}
+# options key: the folder a section's files end up in, when it writes into a staging folder
+REPORT_FOLDER = "report_folder"
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ def _points(inputs: Inputs, options: dict[str, Any], output: Path | None) -> Sec
 def _errors(inputs: Inputs, options: dict[str, Any], output: Path | None) -> Section:
     from analysis.sections.errors import errors_section
 
-    return errors_section(inputs.runs, inputs.data, output, option(options, "gallery"))
+    gallery, shown = option(options, "gallery"), options.get(REPORT_FOLDER)
+    return errors_section(inputs.runs, inputs.data, output, gallery, shown)
 
 
 def _calibration(inputs: Inputs, options: dict[str, Any], output: Path | None) -> Section:

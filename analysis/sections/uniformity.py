@@ -21,7 +21,7 @@ def uniformity_section(
     from ensemble.io.test_points import read_test_points
 
     section = Section("uniformity", "1. Point-frequency uniformity (test_points.csv)")
-    if path is None or not Path(path).is_file():
+    if path is None or not Path(path).exists():
         where = f" ({path} not found)" if path is not None else ""
         section.missing = (
             f"no test_points.csv{where}: give --data DIR (with test/test_points.csv) "

@@ -13,7 +13,7 @@ import sys
 import click
 
 from ensemble import __version__
-from ensemble.errors import InputError, TrainingError
+from ensemble.errors import InputError, TrainingError, full_disk
 
 # name -> "module:attribute" of a click command; modules import only when the command runs.
 # Keep one entry per line (helpers add theirs here).
@@ -52,6 +52,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except (InputError, TrainingError) as error:  # every command's, handled once here
             raise click.ClickException(str(error)) from None
+        except OSError as error:  # a full disk met by a writer that does not name its file
+            problem = full_disk(error)
+            if problem is None:
+                raise
+            where = "an output file" if error.filename is None else error.filename
+            raise click.ClickException(f"{where}: {problem}") from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

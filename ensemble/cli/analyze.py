@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from analysis.sections.registry import DEFAULTS, SECTIONS, SectionSpec
+from analysis.sections.registry import DEFAULTS, REPORT_FOLDER, SECTIONS, SectionSpec
 from ensemble.cli.options import FILE, FOLDER, data_option, output_option
 
 _OPTIONS = {
@@ -112,6 +114,19 @@ def _check_report_folder(output: Path | None, inputs) -> None:
         check_output(output, read_dirs=[d for d in (inputs.data, inputs.runs) if d], folder=True)
 
 
+@contextlib.contextmanager
+def _staged(output: Path | None) -> Iterator[Path | None]:
+    """Where sections write their files: a staging folder whose files move into `output` only
+    when every section was built (None: print only)."""
+    from ensemble.io.atomic import staged_folder
+
+    if output is None:
+        yield None
+        return
+    with staged_folder(output) as work:
+        yield work
+
+
 @click.group(invoke_without_command=True)
 @_options("data", "runs", "scores", "test_points", "n_points", "alpha", "bootstrap", "gallery")
 @output_option(
@@ -142,18 +157,20 @@ def analyze(ctx: click.Context, output: Path | None, **options) -> None:
 
     inputs = _inputs(options)
     _check_report_folder(output, inputs)
-    output.mkdir(parents=True, exist_ok=True)
-    sections = [spec.build(inputs, options, output) for spec in SECTIONS]
     given = {
         name: str(value)
         for name, value in vars(inputs).items()
         if value is not None and name not in ("n_points_from",)
     }
-    report = write_report(output, sections, given)
+    with _staged(output) as work:  # the report appears whole or not at all
+        sections = [
+            spec.build(inputs, {**options, REPORT_FOLDER: output}, work) for spec in SECTIONS
+        ]
+        report = write_report(work, sections, given)
     for section in sections:
         status = section.headline if section.available else f"not available: {section.missing}"
         click.echo(f"{section.title}: {status}")
-    click.echo(f"wrote {report} and {output / 'summary.json'}")
+    click.echo(f"wrote {output / report.name} and {output / 'summary.json'}")
 
 
 def _subcommand(spec: SectionSpec) -> click.Command:
@@ -166,7 +183,9 @@ def _subcommand(spec: SectionSpec) -> click.Command:
         output = options.get("output")
         if spec.writes_files:
             _check_report_folder(output, inputs)
-        _print_section(spec.build(inputs, options, output), in_short=bool(spec.writes_files))
+        with _staged(output) as work:
+            section = spec.build(inputs, {**options, REPORT_FOLDER: output}, work)
+        _print_section(section, in_short=bool(spec.writes_files))
 
     run.__doc__ = spec.help
     command = _options(*spec.options)(run)

@@ -86,11 +86,13 @@ def import_run(
     from ensemble.competition.imported_run import import_run as run_import
     from ensemble.errors import InputError
     from ensemble.io.atomic import check_output
+    from ensemble.io.checks import quoted
     from ensemble.io.data_folder import DataFolder
-    from ensemble.io.run_folder import SCORES
+    from ensemble.io.run_folder import SCORES, run_name_problem
 
-    if name in ("", ".", "..") or name.startswith(".") or Path(name).name != name:
-        raise InputError(name, "a run name is one folder name (no '/', not starting with '.')")
+    problem = run_name_problem(name)
+    if problem is not None:
+        raise InputError(f"run name {quoted(name)}", problem)
     run_dir, data = out_dir / name, DataFolder.at(data_dir)
     if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
         raise InputError(run_dir, "the run folder exists; use --force to replace it")

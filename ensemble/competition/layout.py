@@ -27,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.errors import InputError
+from ensemble.errors import TOO_DEEP, TOO_MANY_DIGITS, InputError
+from ensemble.io.checks import literal, quoted, shortened
 from ensemble.io.data_folder import DataFolder
+from ensemble.io.file_kind import require_regular_file
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ def dataset_layout(data_dir: str | Path | None, n_points: int) -> Layout:
     DATA/train/layout.json when it exists (read and checked by `read_layout`), else
     `layout_for(n_points)`: the built-in layout for N, or a generic one.
     """
-    if data_dir is not None and layout_path(data_dir).is_file():
+    if data_dir is not None and layout_path(data_dir).exists():
         return read_layout(layout_path(data_dir), n_points)
     return layout_for(n_points)
 
@@ -231,14 +233,15 @@ def _regions_from(path: Path, value: object, n_points: int) -> tuple[Region, ...
         if not (isinstance(span, list) and len(span) == 2 and all(map(_is_index, span))):
             raise InputError(
                 path,
-                f"regions: '{name}' must be [first, last], its first and last index (inclusive)"
-                f", got {json.dumps(span)}",
+                f"regions: {quoted(name)} must be [first, last], its first and last index "
+                f"(inclusive), got {shortened(json.dumps(span))}",
             )
         first, last = span
         if not 0 <= first <= last < n_points:
             raise InputError(
                 path,
-                f"regions: '{name}' [{first}, {last}] is not a range inside [0, {n_points - 1}] "
+                f"regions: {quoted(name)} {shortened(json.dumps(span))} is not a range inside "
+                f"[0, {n_points - 1}] "
                 f"({n_points} points in train/landmarks.csv)",
             )
         regions.append(Region(name, first, last + 1))
@@ -249,7 +252,9 @@ def _regions_from(path: Path, value: object, n_points: int) -> tuple[Region, ...
     if (covered > 1).any():
         index = int(np.flatnonzero(covered > 1)[0])
         names = [r.name for r in regions if r.start <= index < r.stop]
-        raise InputError(path, f"regions: point {index} is in more than one region {names}")
+        raise InputError(
+            path, f"regions: point {index} is in more than one region {literal(names)}"
+        )
     if (covered == 0).any():
         missing = np.flatnonzero(covered == 0)
         raise InputError(
@@ -291,7 +296,7 @@ def _eyes_from(path: Path, value: object) -> tuple[tuple[int, ...], tuple[int, .
         raise InputError(
             path,
             "eyes: expected [left, right], each an index or a list of indices (the eye's centre "
-            f"is their mean), got {json.dumps(value)}",
+            f"is their mean), got {shortened(json.dumps(value))}",
         )
     return sides[0], sides[1]
 
@@ -318,19 +323,26 @@ def read_layout(path: str | Path, n_points: int) -> Layout:
     Raises InputError naming the file and what is wrong.
     """
     path = Path(path)
+    require_regular_file(path)
     try:
         spec = json.loads(path.read_text(encoding="utf-8-sig"))
+    except RecursionError:
+        raise InputError(path, TOO_DEEP) from None
     except json.JSONDecodeError as error:
         raise InputError(
             path, f"not valid JSON: {error.msg} (column {error.colno})", error.lineno
         ) from None
     except UnicodeDecodeError as error:
         raise InputError(path, f"not UTF-8 text (byte {error.start + 1})") from None
+    except ValueError:  # the one other error json raises: an integer over Python's digit limit
+        raise InputError(path, TOO_MANY_DIGITS) from None
     if not isinstance(spec, dict):
         raise InputError(path, "expected a JSON object with regions, twins and eyes")
     unknown = sorted(set(spec) - set(LAYOUT_KEYS))
     if unknown:
-        raise InputError(path, f"unknown key(s) {unknown}; a layout has {list(LAYOUT_KEYS)}")
+        raise InputError(
+            path, f"unknown key(s) {literal(unknown)}; a layout has {list(LAYOUT_KEYS)}"
+        )
     name = spec.get("name", f"{path.parent.parent.name or 'dataset'} layout")
     if not isinstance(name, str):
         raise InputError(path, "name: expected a string")

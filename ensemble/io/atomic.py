@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from ensemble.errors import InputError
+from ensemble.errors import InputError, full_disk, full_disk_error
+from ensemble.io.file_kind import special_file_kind
 from ensemble.io.temps import temp_file, temp_folder
 
 REFUSE = "refusing to write the output here"
@@ -25,6 +26,8 @@ def _current_umask() -> int:
 
 def _write_error(target: Path, error: OSError) -> InputError:
     """The InputError naming `target` for an OSError met while writing it."""
+    if full_disk(error):
+        return full_disk_error(target, error)
     if isinstance(error, PermissionError):
         return InputError(target, f"folder {target.parent} is not writable")
     if isinstance(error, IsADirectoryError):
@@ -41,13 +44,39 @@ def _temp_beside(target: Path) -> Path:
 
 
 @contextlib.contextmanager
+def _full_disk_named(target: Path) -> Iterator[None]:
+    """Turn a full disk met inside the block into an InputError naming `target`."""
+    try:
+        yield
+    except OSError as error:
+        if not full_disk(error):
+            raise
+        raise full_disk_error(target, error) from None
+
+
+@contextlib.contextmanager
+def named_as_target(work: Path, target: Path) -> Iterator[None]:
+    """Errors met while filling the temp folder `work` name the file in `target` (where it was
+    to go), not the temp folder; a full disk names `target` itself."""
+    try:
+        with _full_disk_named(target):
+            yield
+    except InputError as error:
+        if error.path is None or not Path(error.path).is_relative_to(work):
+            raise
+        where = target / Path(error.path).relative_to(work)
+        raise InputError(where, error.problem, error.line) from None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds."""
     target = Path(path)
     tmp_path = _temp_beside(target)
     try:
         os.chmod(tmp_path, 0o666 & ~_current_umask())
-        yield tmp_path
+        with _full_disk_named(target):
+            yield tmp_path
         try:
             os.replace(tmp_path, target)
         except OSError as error:
@@ -83,8 +112,37 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     work = _folder_beside(target)
     try:
         os.chmod(work, 0o777 & ~_current_umask())  # as mkdir makes it, not mkdtemp's 0o700
-        yield work
+        with named_as_target(work, target):
+            yield work
         _swap_in(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temp folder beside `path`; its files move into `path` only if the block
+    succeeds, so a failure (a full disk) adds nothing to `path`.
+
+    A new `path` appears whole (the temp folder renamed); into an existing folder the files
+    move by rename, replacing those of the same name and keeping the others. A block that
+    wrote nothing creates nothing.
+    """
+    target = Path(path)
+    work = _folder_beside(target)
+    try:
+        os.chmod(work, 0o777 & ~_current_umask())
+        with named_as_target(work, target):
+            yield work
+        if not target.exists():
+            if any(work.iterdir()):
+                _swap_in(work, target)
+            return
+        for item in sorted(work.iterdir()):
+            try:
+                os.replace(item, target / item.name)
+            except OSError as error:
+                raise _write_error(target / item.name, error) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -155,15 +213,19 @@ def check_output(
 ) -> None:
     """Raise InputError unless a command may write `output` (a file, or with `folder` a folder).
 
-    Refused: an empty name; a file output that is an existing folder; an output that is one of
-    `reads` (any spelling, symlinks, hard links), or with `folder` holds one of them; an output
-    inside one of `read_dirs`; an output whose nearest existing folder is not writable.
+    Refused: an empty name; a device, FIFO or socket; a file output that is an existing folder;
+    an output that is one of `reads` (any spelling, symlinks, hard links), or with `folder` holds
+    one of them; an output inside one of `read_dirs`; an output whose nearest existing folder is
+    not writable.
     """
     text = os.fspath(output)
     if text == "" or (text == "." and not folder):  # click turns -o "" into Path(".")
         where = "" if text == "" else ' (or ".", the current folder)'
         raise InputError('""', f"output file name is empty{where}")
     path = Path(output)
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise InputError(path, f"{REFUSE}: it is {kind}, not a regular file")
     if path.is_dir() and not folder:
         raise InputError(path, "is a directory")
     _refuse_inputs(path, reads, folder)

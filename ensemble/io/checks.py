@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.errors import InputError
+from ensemble.io.file_kind import require_regular_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,6 +48,19 @@ def quoted(value: object) -> str:
     return f"'{text[:_QUOTE_LIMIT]}...' ({len(text):,} characters)"
 
 
+def literal(value: object) -> str:
+    """`value` for a message as a config file writes it (a string in quotes, else its repr); a
+    long one is cut as `quoted` cuts it."""
+    return quoted(value) if isinstance(value, str) else shortened(repr(value))
+
+
+def shortened(text: str) -> str:
+    """`text` for a message, cut as `quoted` cuts it (without the quotes)."""
+    if len(text) <= _QUOTE_LIMIT:
+        return text
+    return f"{text[:_QUOTE_LIMIT]}... ({len(text):,} characters)"
+
+
 def value_problem(value: float, column: str) -> str:
     """Why a coordinate is rejected: it is not finite, or too large for a pixel coordinate."""
     if not np.isfinite(value):
@@ -57,11 +71,22 @@ def value_problem(value: float, column: str) -> str:
     )
 
 
-def _not_utf8(raw: bytes, error: UnicodeDecodeError) -> str:
+def _not_utf8(raw: bytes, error: UnicodeDecodeError, line_start: int = 0) -> str:
     return (
-        f"not UTF-8 text (byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the "
-        "line); save the file as UTF-8"
+        f"not UTF-8 text (byte 0x{raw[error.start]:02x} at byte {error.start - line_start + 1} "
+        "of the line); save the file as UTF-8"
     )
+
+
+def decode_utf8(path: Path, raw: bytes) -> str:
+    """`raw`, the bytes of the file `path`, as text; InputError naming the line and byte of the
+    first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = raw.rfind(b"\n", 0, error.start) + 1
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise InputError(path, _not_utf8(raw, error, line_start), line) from None
 
 
 def check_utf8(path: Path) -> None:
@@ -76,6 +101,7 @@ def check_utf8(path: Path) -> None:
 
 def read_first_line(path: Path) -> str:
     """The header line of a text file, without line end or UTF-8 byte-order mark."""
+    require_regular_file(path)  # a FIFO would hang the read
     if not path.is_file():
         raise InputError(path, "file not found")
     try:

@@ -171,7 +171,11 @@ class LandmarksWriter:
         self._integer = integer
         self._allow_missing = allow_missing
         self._header = [FILE_COLUMN, *point_columns(n_points)]
-        self._handle.write(("\t".join(self._header) + "\n").encode("utf-8"))
+        try:
+            self._handle.write(("\t".join(self._header) + "\n").encode("utf-8"))
+        except BaseException as error:  # a full disk: the temp file goes, the error names `path`
+            self.close(error)
+            raise
 
     def write(self, file_names: Sequence[str], points: np.ndarray) -> None:
         """Append rows: `points` has shape (len(file_names), N, 2)."""

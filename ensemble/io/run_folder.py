@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ensemble.errors import InputError
+from ensemble.errors import TOO_DEEP, TOO_MANY_DIGITS, InputError
 from ensemble.io.atomic import atomic_open
 from ensemble.io.predictions import Predictions, load_predictions
 
@@ -22,6 +23,25 @@ LAST_CHECKPOINT = "last.pt"  # every epoch (and every checkpoint_every steps): w
 BEST_CHECKPOINT = "best.pt"  # the best val score so far: what predicts
 ERROR_LOG = "error.txt"  # a failed run's traceback
 SCORES = "scores.csv"  # RUNS/scores.csv: one row per run
+MAX_RUN_NAME = 100  # characters: a folder name on any file system, with room for temp suffixes
+RUN_NAME_RULE = (
+    f"a run name is 1 to {MAX_RUN_NAME} letters, digits, '.', '_' or '-', not starting with '.'"
+)
+_RUN_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9._-]*")
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a run folder ('is longer than 100 characters; ...'), or None."""
+    if not name:
+        return f"is empty; {RUN_NAME_RULE}"
+    if len(name) > MAX_RUN_NAME:
+        return f"is longer than {MAX_RUN_NAME} characters; {RUN_NAME_RULE}"
+    bad = _RUN_NAME_CHARACTERS.match(name).end()
+    if bad < len(name):
+        return f"holds {name[bad]!r}; {RUN_NAME_RULE}"
+    if name.startswith("."):
+        return f"starts with '.'; {RUN_NAME_RULE}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -145,6 +165,10 @@ class RunFolder:
             raise InputError(path, f"not UTF-8 text: {error}") from None
         except tomllib.TOMLDecodeError as error:
             raise InputError(path, f"not valid TOML: {error}") from None
+        except RecursionError:
+            raise InputError(path, TOO_DEEP) from None
+        except ValueError:  # an integer over Python's digit limit
+            raise InputError(path, TOO_MANY_DIGITS) from None
 
 
 def find_runs(runs_dir: str | Path, require: str = VAL_PREDICTIONS) -> list[RunFolder]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ensemble.errors import InputError
+from ensemble.io.file_kind import require_regular_file
 
 _BUILTINS = ("set", "frozenset", "complex", "bytearray")
 
@@ -70,6 +71,7 @@ def load_pickle(path: str | Path) -> object:
     """The object pickled in `path`, when it is made of plain containers, strings, numbers and
     numpy arrays; InputError naming the file (and the refused global) otherwise."""
     path = Path(path)
+    require_regular_file(path)
     try:
         with open(path, "rb") as handle:
             return _DataUnpickler(handle).load()

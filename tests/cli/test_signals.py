@@ -15,6 +15,7 @@ from click.testing import CliRunner
 import models.cache
 from ensemble.cli import cli
 from ensemble.cli.signals import HANDLED, Terminated, stop_cleanly_on_signals
+from ensemble.errors import InputError
 from ensemble.io.atomic import atomic_open
 from models.cache import build_cache
 from tests.helpers import write_faces
@@ -66,7 +67,7 @@ def test_a_failed_cache_build_leaves_no_empty_cache_folder(tmp_path: Path, monke
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(models.cache, "_write_cache", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(InputError, match="train_24: no space left on device$"):
         build_cache(data, "train", 24, progress=False)
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from ensemble.io.predictions import load_predictions
 from ensemble.io.submission import read_submission
 from models.data import validation_mask
 from models.guard import NAN_STEP_ENV, Verdict, judge_loss
-from tests.helpers import write_faces
+from tests.helpers import bomb_png, write_faces
 
 # 48 images, 7 for validation: 41 training images -> 5 steps of 8 an epoch (a last batch of
 # one image is dropped); no schedule, so the lr column shows the rollback's reduction directly.
@@ -106,30 +107,38 @@ def test_a_divergence_with_nothing_better_than_the_start_fails_the_run(
 
 
 def test_broken_images_are_reported_skipped_and_predicted_as_the_mean_shape(
-    tmp_path: Path,
+    tmp_path: Path, no_hang
 ) -> None:
     data = write_faces(tmp_path / "data", n_train=48, n_test=4)
     images = data / "train" / "images"
     (images / "train00004.jpg").write_bytes(b"")  # zero-size
     truncated = (images / "train00009.jpg").read_bytes()
     (images / "train00009.jpg").write_bytes(truncated[: len(truncated) // 2])
+    (images / "train00011.jpg").write_bytes(bomb_png(30000, 30000))  # a decompression bomb
+    (images / "train00013.jpg").unlink()
+    os.mkfifo(images / "train00013.jpg")  # opening it would wait for a writer forever
     test_image = data / "test" / "images" / "test00002.jpg"
     width, height = Image.open(test_image).size
     test_bytes = test_image.read_bytes()
     test_image.write_bytes(test_bytes[: len(test_bytes) // 3])  # header intact, data cut
+    (data / "test" / "images" / "test00003.jpg").write_bytes(bomb_png(12000, 12000))
     with pytest.warns(UserWarning, match="test00002.jpg: image could not be decoded"):
         result = train_all(data, tmp_path)
     assert result.exit_code == 0, result.output
     run = tmp_path / "RUNS" / "r"
     summary = json.loads((run / "summary.json").read_text())
     bad = summary["bad_images"]
-    assert [b["file_name"] for b in bad["train"]] == ["train00004.jpg", "train00009.jpg"]
+    broken = ["train00004.jpg", "train00009.jpg", "train00011.jpg", "train00013.jpg"]
+    assert [b["file_name"] for b in bad["train"]] == broken
     assert all(b["reason"].startswith("cannot decode image") for b in bad["train"])
     assert "truncated" in bad["train"][1]["reason"]
-    assert [b["file_name"] for b in bad["test"]] == ["test00002.jpg"]
+    assert "decompression bomb" in bad["train"][2]["reason"]
+    assert "FIFO" in bad["train"][3]["reason"]
+    assert [b["file_name"] for b in bad["test"]] == ["test00002.jpg", "test00003.jpg"]
+    assert "12,000 x 12,000" in bad["test"][1]["reason"]
     labels = read_landmarks(data / "train" / "landmarks.csv")
     is_val = validation_mask(48, 0.15, 0)
-    good = ~np.isin(labels.file_names, ["train00004.jpg", "train00009.jpg"])
+    good = ~np.isin(labels.file_names, broken)
     assert (
         summary["n_train"] == (~is_val & good).sum() and summary["n_val"] == (is_val & good).sum()
     )
@@ -142,4 +151,7 @@ def test_broken_images_are_reported_skipped_and_predicted_as_the_mean_shape(
     test = load_predictions(run / "test_predictions.npz")
     np.testing.assert_allclose(test.points[2], mean, rtol=1e-5)
     assert not np.allclose(test.points[1], mean, atol=0.5)
+    # the bomb's size is not believed: the mean shape at the mean training image size
+    relative = (labels.points[train_rows] / sizes[:, None, :]).mean(axis=0)
+    np.testing.assert_allclose(test.points[3], relative * sizes.mean(axis=0), rtol=1e-5)
     assert len(read_submission(run / "submission.csv")) == 4
