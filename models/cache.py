@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ensemble.errors import InputError
 from ensemble.io.data_folder import LANDMARKS, TEST_POINTS, DataFolder
 from ensemble.io.images import IMAGE_NOT_FOUND, open_image
-from ensemble.io.landmarks import read_landmarks
+from ensemble.io.landmarks import read_landmark_names
 from ensemble.io.test_points import read_test_points
 from models.geometry import letterbox_geometry
 
@@ -81,7 +81,7 @@ def split_file_names(data_dir: str | Path, split: str) -> np.ndarray:
     """File names of a split, in the order of its label file."""
     path = label_file(data_dir, split)
     if split == "train":
-        return read_landmarks(path, allow_missing=True).file_names  # NaN: checked in data
+        return read_landmark_names(path, allow_missing=True)  # NaN: checked in data
     return read_test_points(path, ragged=True).file_names
 
 
