@@ -42,6 +42,7 @@ def fold_assignment(n_images: int, folds: int, seed: int) -> np.ndarray:
     return fold_ids
 
 
+_ROWS = 4096  # labels converted at a time: float64 temporaries stay small
 MIN_TRAIN_IMAGES = 2  # batch norm needs two images in a training batch
 
 
@@ -190,10 +191,20 @@ def load_run_data(
     if not np.array_equal(labels.file_names, train.file_names):
         raise InputError(labels_path, "labels changed after the cache was built; run again")
     check_splits(labels_path, masks, names, train.valid)
-    targets = normalise(to_crop(labels.points, train.geometry), crop_size).astype(np.float32)
+    targets = crop_targets(labels.points, train.geometry, crop_size)
     for mask in masks:
         check_labels(labels_path, labels.points, np.flatnonzero(~mask))
     return RunData(train, test, labels.points, targets, masks[0], fold_ids, layout=layout)
+
+
+def crop_targets(points: np.ndarray, geometry: np.ndarray, size: int) -> np.ndarray:
+    """Float32 network targets (n, N, 2) of original-pixel `points` with geometry rows (n, 4),
+    converted a few thousand rows at a time (no float64 copy of every label)."""
+    targets = np.empty(points.shape, dtype=np.float32)
+    for start in range(0, len(points), _ROWS):
+        stop = start + _ROWS
+        targets[start:stop] = normalise(to_crop(points[start:stop], geometry[start:stop]), size)
+    return targets
 
 
 def epoch_order(
