@@ -25,9 +25,12 @@ def truth_for(data_dir: str | Path, file_names: np.ndarray) -> np.ndarray:
     return labels_for(DataFolder.at(data_dir).train_landmarks, file_names)
 
 
-def labels_for(path: str | Path, file_names: np.ndarray) -> np.ndarray:
-    """The landmarks (n, N, 2) of the file at `path` for `file_names`, in that order (the file
-    streamed: only the rows asked for are kept)."""
+def labels_for(
+    path: str | Path, file_names: np.ndarray, source: str | Path | None = None
+) -> np.ndarray:
+    """The landmarks (n, N, 2) of the file at `path` for `file_names` (predicted in `source`,
+    when given, for the message of a name not in the file), in that order. The file is
+    streamed: only the rows asked for are kept."""
     wanted = row_index(file_names)
     points = None
     found = np.zeros(len(file_names), dtype=bool)
@@ -41,8 +44,9 @@ def labels_for(path: str | Path, file_names: np.ndarray) -> np.ndarray:
                 found[target] = True
     missing = [name for name in file_names if not found[wanted[name]]]
     if missing:
+        of = "" if source is None else f" of {source}"
         raise InputError(
-            path, f"{len(missing)} predicted file(s) not in the labels, e.g. {missing[0]}"
+            path, f"{len(missing)} predicted file(s){of} not in the labels, e.g. {missing[0]}"
         )
     return points[np.array([wanted[name] for name in file_names], dtype=np.int64)]
 

@@ -38,3 +38,10 @@ def test_a_name_not_in_the_labels_is_an_error(labels) -> None:
     path, names, _ = labels
     with pytest.raises(InputError, match=r"1 predicted file\(s\) not in the labels, e.g. x.jpg"):
         labels_for(path, np.array([names[5], "x.jpg"], dtype=object))
+
+
+def test_the_message_names_the_predictions_file(labels) -> None:
+    path, _, _ = labels
+    message = r"1 predicted file\(s\) of runs/a/val.npz not in the labels, e.g. x.jpg"
+    with pytest.raises(InputError, match=message):
+        labels_for(path, np.array(["x.jpg"], dtype=object), "runs/a/val.npz")
