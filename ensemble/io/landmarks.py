@@ -154,21 +154,20 @@ def _values(table: pa.Table) -> np.ndarray:
 def _batches(path: Path, header: list[str], block_bytes: int) -> Iterator[pa.Table]:
     """The body parsed by pyarrow, about `block_bytes` of whole lines at a time: names as
     text, values as float64, empty = null. The file is cut into blocks here (pyarrow's own
-    streaming reader reads ahead of its consumer without bound)."""
+    streaming reader reads ahead of its consumer without bound); each is parsed on one thread
+    as one chunk, so its values need no concatenation."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     types = {column: pa.float64() for column in header[1:]}
     types[FILE_COLUMN] = pa.string()
-    options = {
-        "read_options": pacsv.ReadOptions(column_names=header),
-        "parse_options": pacsv.ParseOptions(
-            delimiter="\t", quote_char=False, ignore_empty_lines=False
-        ),
-        "convert_options": pacsv.ConvertOptions(
-            column_types=types, null_values=[""], strings_can_be_null=False
-        ),
-    }
+    parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False)
+    convert = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=False)
+
+    def table(text: memoryview) -> pa.Table:
+        read = pacsv.ReadOptions(column_names=header, block_size=len(text) + 1, use_threads=False)
+        return pacsv.read_csv(pa.py_buffer(text), read, parse, convert)
+
     with open(path, "rb") as handle:
         handle.readline()  # the header
         rest = b""
@@ -177,9 +176,9 @@ def _batches(path: Path, header: list[str], block_bytes: int) -> Iterator[pa.Tab
             end = block.rfind(b"\n") + 1
             rest = block[end:]
             if end:
-                yield pacsv.read_csv(pa.py_buffer(block[:end]), **options)
+                yield table(memoryview(block)[:end])
         if rest:
-            yield pacsv.read_csv(pa.py_buffer(rest), **options)
+            yield table(memoryview(rest))
 
 
 def _check_last_line_end(path: Path) -> None:
