@@ -13,7 +13,7 @@ from queue import Queue
 import numpy as np
 import torch
 
-from ensemble.competition.baseline import mean_shape, mean_shape_points
+from ensemble.competition.baseline import ShapeSum, mean_shape_points
 from ensemble.competition.layout import Layout, dataset_layout
 from ensemble.competition.metric import validation_score
 from ensemble.errors import InputError
@@ -42,7 +42,7 @@ def fold_assignment(n_images: int, folds: int, seed: int) -> np.ndarray:
     return fold_ids
 
 
-_ROWS = 4096  # labels converted at a time: float64 temporaries stay small
+_ROWS = 4096  # rows of labels taken at a time: float64 temporaries stay small
 MIN_TRAIN_IMAGES = 2  # batch norm needs two images in a training batch
 
 
@@ -85,7 +85,7 @@ class RunData:
     train: CachedSplit
     test: CachedSplit
     points: np.ndarray  # (n, N, 2) original pixels, train split
-    targets: np.ndarray  # (n, N, 2) float32 normalised to the crop
+    targets: CropTargets  # targets[rows]: (len(rows), N, 2) float32 normalised to the crop
     val_mask: np.ndarray
     fold_ids: np.ndarray | None = None  # with `folds = K`: each image's fold, 0..K-1
     excluded: np.ndarray | None = None  # bool per image: out of training and validation
@@ -133,7 +133,10 @@ class RunData:
 
     def mean_targets(self) -> np.ndarray:
         """Mean normalised training shape (N, 2), missing labels left out."""
-        return mean_shape(self.targets[self.train_indices])
+        total = ShapeSum(self.n_points)
+        for rows in row_blocks(self.train_indices):
+            total.add(self.targets[rows].astype(np.float64))
+        return total.mean()
 
     def baseline_val_score(self) -> float:
         """Val score of the mean-shape baseline (mean of points / image size, per image size)."""
@@ -191,20 +194,34 @@ def load_run_data(
     if not np.array_equal(labels.file_names, train.file_names):
         raise InputError(labels_path, "labels changed after the cache was built; run again")
     check_splits(labels_path, masks, names, train.valid)
-    targets = crop_targets(labels.points, train.geometry, crop_size)
+    targets = CropTargets(labels.points, train.geometry, crop_size)
     for mask in masks:
         check_labels(labels_path, labels.points, np.flatnonzero(~mask))
     return RunData(train, test, labels.points, targets, masks[0], fold_ids, layout=layout)
 
 
-def crop_targets(points: np.ndarray, geometry: np.ndarray, size: int) -> np.ndarray:
-    """Float32 network targets (n, N, 2) of original-pixel `points` with geometry rows (n, 4),
-    converted a few thousand rows at a time (no float64 copy of every label)."""
-    targets = np.empty(points.shape, dtype=np.float32)
-    for start in range(0, len(points), _ROWS):
-        stop = start + _ROWS
-        targets[start:stop] = normalise(to_crop(points[start:stop], geometry[start:stop]), size)
-    return targets
+def row_blocks(rows: np.ndarray) -> Iterator[np.ndarray]:
+    """`rows` a few thousand at a time."""
+    for start in range(0, len(rows), _ROWS):
+        yield rows[start : start + _ROWS]
+
+
+@dataclass(frozen=True)
+class CropTargets:
+    """The network targets of the train images, made from the labels when asked for:
+    `targets[rows]` is (len(rows), N, 2) float32, the labels `points` mapped onto the crop by
+    the letterbox `geometry` rows and normalised. No second copy of every label is held."""
+
+    points: np.ndarray  # (n, N, 2) original pixels
+    geometry: np.ndarray  # (n, 4)
+    size: int  # crop size S
+
+    def __getitem__(self, rows: np.ndarray | slice) -> np.ndarray:
+        crop = to_crop(self.points[rows], self.geometry[rows])
+        return normalise(crop, self.size).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.points)
 
 
 def epoch_order(
