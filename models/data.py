@@ -13,7 +13,7 @@ from queue import Queue
 import numpy as np
 import torch
 
-from ensemble.competition.baseline import ShapeSum, mean_shape_points
+from ensemble.competition.baseline import ShapeSum
 from ensemble.competition.layout import Layout, dataset_layout
 from ensemble.competition.metric import validation_score
 from ensemble.errors import InputError
@@ -42,7 +42,7 @@ def fold_assignment(n_images: int, folds: int, seed: int) -> np.ndarray:
     return fold_ids
 
 
-_ROWS = 4096  # rows of labels taken at a time: float64 temporaries stay small
+_ROWS = 1024  # rows of labels taken at a time: float64 temporaries stay small
 MIN_TRAIN_IMAGES = 2  # batch norm needs two images in a training batch
 
 
@@ -138,11 +138,19 @@ class RunData:
             total.add(self.targets[rows].astype(np.float64))
         return total.mean()
 
+    def mean_relative_shape(self) -> np.ndarray:
+        """Mean training shape (N, 2) in coordinates divided by each image's (width, height),
+        missing labels left out: the mean shape of the baseline."""
+        total = ShapeSum(self.n_points)
+        for rows in row_blocks(self.train_indices):
+            sizes = np.asarray(self.train.sizes[rows], np.float64)
+            total.add(self.points[rows].astype(np.float64) / sizes[:, None, :])
+        return total.mean()
+
     def baseline_val_score(self) -> float:
         """Val score of the mean-shape baseline (mean of points / image size, per image size)."""
-        train, val = self.train_indices, self.val_indices
-        sizes = self.train.sizes
-        predicted = mean_shape_points(self.points[train], sizes[train], sizes[val])
+        val = self.val_indices
+        predicted = self.mean_relative_shape()[None] * self.train.sizes[val][:, None, :]
         return validation_score(self.train.file_names[val], predicted, self.points[val])
 
     def pixels_per_unit(self, split: str, rows: np.ndarray) -> np.ndarray:
@@ -309,13 +317,11 @@ def mean_shape_for_bad_images(data: RunData, points: np.ndarray) -> np.ndarray:
     bad = np.flatnonzero(~data.test.valid)
     if not len(bad):
         return points
-    train = data.train_indices
-    sizes = data.train.sizes
     test_sizes = data.test.sizes[bad].copy()
     unknown = ~np.isfinite(test_sizes).all(axis=1)
-    test_sizes[unknown] = sizes[train].mean(axis=0)
+    test_sizes[unknown] = data.train.sizes[data.train_indices].mean(axis=0)
     points = points.copy()
-    points[bad] = mean_shape_points(data.points[train], sizes[train], test_sizes)
+    points[bad] = data.mean_relative_shape()[None] * test_sizes[:, None, :]
     for row in bad:
         warnings.warn(
             f"{data.test.file_names[row]}: image could not be decoded; predicted the mean shape",

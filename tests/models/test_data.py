@@ -51,3 +51,16 @@ def test_mean_and_spread_of_the_training_targets(labels) -> None:
     rms = np.sqrt(np.nanmean((chosen - mean[None]) ** 2, axis=(0, 2)))
     expected_sigma = np.log(np.maximum(rms, 1e-4)).astype(np.float32)
     np.testing.assert_allclose(spread_log_sigma(data).numpy(), expected_sigma, rtol=1e-6)
+
+
+def test_mean_relative_shape_of_the_training_images(labels) -> None:
+    points, _, _ = labels
+    rng = np.random.default_rng(2)
+    val_mask = rng.random(len(points)) < 0.2
+    valid = rng.random(len(points)) > 0.05
+    sizes = rng.uniform(100, 900, size=(len(points), 2))
+    train = SimpleNamespace(valid=valid, sizes=sizes)
+    data = RunData(train, None, points, None, val_mask)
+    chosen = ~val_mask & valid
+    relative = points[chosen].astype(np.float64) / sizes[chosen][:, None, :]
+    np.testing.assert_allclose(data.mean_relative_shape(), np.nanmean(relative, axis=0), rtol=1e-12)
