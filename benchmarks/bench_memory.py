@@ -3,7 +3,7 @@
 Writes a competition-layout data folder per size (train/landmarks.csv: tab-separated, 971
 integer points a row; every train and test image a hard link to a small JPEG, so that
 `ens baseline` can read image sizes without gigabytes of images), then runs each measurement in
-a fresh child process and reports its peak RSS (ru_maxrss from wait4) and wall time:
+a fresh child process and reports its peak RSS (ru_maxrss from wait4), wall and CPU time:
 
 - `ens baseline`: the whole command (mean-shape submission for --test rows);
 - `read_landmarks`: the labels as train and import-run read them (every point, float32);
@@ -16,7 +16,7 @@ a fresh child process and reports its peak RSS (ru_maxrss from wait4) and wall t
 
 Each child puts its checkout first on sys.path: this one ("after") and, with --before, an older
 one (an unpacked `git archive` of an older commit), measured alternately on the same data, up to
---before-rows rows (the old code needs about 16 GB for `ens baseline` at full size). CPU
+--before-rows rows (the old code needs about 17 GB for `ens baseline` at full size). CPU
 seconds (user + system) are given beside wall time: on a shared machine they vary less. --work
 keeps the data for the next run (the full-size file is about 3 GB; smaller sizes are its first
 rows).
