@@ -36,7 +36,7 @@ from ensemble.errors import InputError, full_disk, full_disk_error
 from ensemble.io.atomic import named_as_target
 from ensemble.io.data_folder import LANDMARKS, TEST_POINTS, DataFolder
 from ensemble.io.images import IMAGE_NOT_FOUND, open_image
-from ensemble.io.landmarks import read_landmarks
+from ensemble.io.landmarks import read_landmark_names
 from ensemble.io.locks import hold
 from ensemble.io.temps import remove_stale, temp_folder
 from ensemble.io.test_points import read_test_points
@@ -85,7 +85,7 @@ def split_file_names(data_dir: str | Path, split: str) -> np.ndarray:
     """File names of a split, in the order of its label file."""
     path = label_file(data_dir, split)
     if split == "train":
-        return read_landmarks(path, allow_missing=True).file_names  # NaN: checked in data
+        return read_landmark_names(path, allow_missing=True)  # NaN: checked in data
     return read_test_points(path, ragged=True).file_names
 
 

@@ -13,7 +13,7 @@ from queue import Queue
 import numpy as np
 import torch
 
-from ensemble.competition.baseline import mean_shape, mean_shape_points
+from ensemble.competition.baseline import ShapeSum
 from ensemble.competition.layout import Layout, dataset_layout
 from ensemble.competition.metric import validation_score
 from ensemble.errors import InputError
@@ -42,6 +42,7 @@ def fold_assignment(n_images: int, folds: int, seed: int) -> np.ndarray:
     return fold_ids
 
 
+_ROWS = 1024  # rows of labels taken at a time: float64 temporaries stay small
 MIN_TRAIN_IMAGES = 2  # batch norm needs two images in a training batch
 
 
@@ -84,7 +85,7 @@ class RunData:
     train: CachedSplit
     test: CachedSplit
     points: np.ndarray  # (n, N, 2) original pixels, train split
-    targets: np.ndarray  # (n, N, 2) float32 normalised to the crop
+    targets: CropTargets  # targets[rows]: (len(rows), N, 2) float32 normalised to the crop
     val_mask: np.ndarray
     fold_ids: np.ndarray | None = None  # with `folds = K`: each image's fold, 0..K-1
     excluded: np.ndarray | None = None  # bool per image: out of training and validation
@@ -132,13 +133,24 @@ class RunData:
 
     def mean_targets(self) -> np.ndarray:
         """Mean normalised training shape (N, 2), missing labels left out."""
-        return mean_shape(self.targets[self.train_indices])
+        total = ShapeSum(self.n_points)
+        for rows in row_blocks(self.train_indices):
+            total.add(self.targets[rows].astype(np.float64))
+        return total.mean()
+
+    def mean_relative_shape(self) -> np.ndarray:
+        """Mean training shape (N, 2) in coordinates divided by each image's (width, height),
+        missing labels left out: the mean shape of the baseline."""
+        total = ShapeSum(self.n_points)
+        for rows in row_blocks(self.train_indices):
+            sizes = np.asarray(self.train.sizes[rows], np.float64)
+            total.add(self.points[rows].astype(np.float64) / sizes[:, None, :])
+        return total.mean()
 
     def baseline_val_score(self) -> float:
         """Val score of the mean-shape baseline (mean of points / image size, per image size)."""
-        train, val = self.train_indices, self.val_indices
-        sizes = self.train.sizes
-        predicted = mean_shape_points(self.points[train], sizes[train], sizes[val])
+        val = self.val_indices
+        predicted = self.mean_relative_shape()[None] * self.train.sizes[val][:, None, :]
         return validation_score(self.train.file_names[val], predicted, self.points[val])
 
     def pixels_per_unit(self, split: str, rows: np.ndarray) -> np.ndarray:
@@ -190,10 +202,34 @@ def load_run_data(
     if not np.array_equal(labels.file_names, train.file_names):
         raise InputError(labels_path, "labels changed after the cache was built; run again")
     check_splits(labels_path, masks, names, train.valid)
-    targets = normalise(to_crop(labels.points, train.geometry), crop_size).astype(np.float32)
+    targets = CropTargets(labels.points, train.geometry, crop_size)
     for mask in masks:
         check_labels(labels_path, labels.points, np.flatnonzero(~mask))
     return RunData(train, test, labels.points, targets, masks[0], fold_ids, layout=layout)
+
+
+def row_blocks(rows: np.ndarray) -> Iterator[np.ndarray]:
+    """`rows` a few thousand at a time."""
+    for start in range(0, len(rows), _ROWS):
+        yield rows[start : start + _ROWS]
+
+
+@dataclass(frozen=True)
+class CropTargets:
+    """The network targets of the train images, made from the labels when asked for:
+    `targets[rows]` is (len(rows), N, 2) float32, the labels `points` mapped onto the crop by
+    the letterbox `geometry` rows and normalised. No second copy of every label is held."""
+
+    points: np.ndarray  # (n, N, 2) original pixels
+    geometry: np.ndarray  # (n, 4)
+    size: int  # crop size S
+
+    def __getitem__(self, rows: np.ndarray | slice) -> np.ndarray:
+        crop = to_crop(self.points[rows], self.geometry[rows])
+        return normalise(crop, self.size).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.points)
 
 
 def epoch_order(
@@ -281,13 +317,11 @@ def mean_shape_for_bad_images(data: RunData, points: np.ndarray) -> np.ndarray:
     bad = np.flatnonzero(~data.test.valid)
     if not len(bad):
         return points
-    train = data.train_indices
-    sizes = data.train.sizes
     test_sizes = data.test.sizes[bad].copy()
     unknown = ~np.isfinite(test_sizes).all(axis=1)
-    test_sizes[unknown] = sizes[train].mean(axis=0)
+    test_sizes[unknown] = data.train.sizes[data.train_indices].mean(axis=0)
     points = points.copy()
-    points[bad] = mean_shape_points(data.points[train], sizes[train], test_sizes)
+    points[bad] = data.mean_relative_shape()[None] * test_sizes[:, None, :]
     for row in bad:
         warnings.warn(
             f"{data.test.file_names[row]}: image could not be decoded; predicted the mean shape",

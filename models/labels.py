@@ -15,6 +15,8 @@ import numpy as np
 from ensemble.competition.baseline import unlabelled_points
 from ensemble.errors import InputError
 
+_ROWS = 4096  # rows checked at a time for a missing label: no (n, N, 2) mask of a complete file
+
 
 def check_labels(path: str | Path, points: np.ndarray, train_rows: np.ndarray) -> None:
     """Reject unusable missing labels: a row without any, half a point, an unlabelled point.
@@ -22,9 +24,11 @@ def check_labels(path: str | Path, points: np.ndarray, train_rows: np.ndarray) -
     `points` (n, N, 2) with NaN for missing; `train_rows` are the rows the model trains on
     (every point needs at least one label there, or its mean and its loss are undefined).
     """
-    missing = np.isnan(points)
-    if not missing.any():
+    if not any(
+        np.isnan(points[start : start + _ROWS]).any() for start in range(0, len(points), _ROWS)
+    ):
         return
+    missing = np.isnan(points)
     half = missing[..., 0] != missing[..., 1]
     if half.any():
         row, point = np.argwhere(half)[0]

@@ -32,7 +32,7 @@ from models.checkpoint import (
     save_checkpoint,
 )
 from models.config import RunConfig
-from models.data import RunData, epoch_order, iterate_batches, steps_per_epoch
+from models.data import RunData, epoch_order, iterate_batches, row_blocks, steps_per_epoch
 from models.ema import ema_of
 from models.factories import LOSSES, build_optimizer, build_schedule
 from models.guard import Diverged, FaultHooks, TrainingDiverged, Verdict, judge_loss, scaled_step
@@ -543,6 +543,11 @@ def mean_shape_bias(data: RunData) -> torch.Tensor:
 def spread_log_sigma(data: RunData) -> torch.Tensor:
     """The starting log sigma of each point (N,): log of the training targets' RMS deviation
     from the mean shape, the error of the mean-shape start (missing labels left out)."""
-    targets = data.targets[data.train_indices]
-    rms = np.sqrt(np.nanmean((targets - data.mean_targets()[None]) ** 2, axis=(0, 2)))
+    mean = data.mean_targets()[None]
+    total, count = np.zeros(data.n_points), np.zeros(data.n_points, dtype=np.int64)
+    for rows in row_blocks(data.train_indices):
+        squares = (data.targets[rows] - mean) ** 2
+        total += np.nansum(squares, axis=(0, 2))
+        count += (~np.isnan(squares)).sum(axis=(0, 2))
+    rms = np.sqrt(total / count)
     return torch.from_numpy(np.log(np.maximum(rms, 1e-4)).astype(np.float32))

@@ -19,7 +19,6 @@ from analysis.document import Figure, Paragraph, Section, Table, fmt
 from analysis.inputs import runs_and_data
 from ensemble.competition.uncertainty import KINDS, interval_halfwidth
 from ensemble.errors import InputError
-from ensemble.io.checks import row_index
 from ensemble.io.data_folder import DataFolder
 
 TITLE = "5. Calibration of the predicted sigma (runs with uncertainty)"
@@ -29,28 +28,11 @@ NO_SIGMA = (
 )
 
 
-def _labels(path: Path):
-    """The landmarks file at `path` and a file name -> row map."""
-    from ensemble.io.landmarks import read_landmarks
-
-    labels = read_landmarks(path, allow_missing=True)
-    return labels, row_index(labels.file_names)
-
-
-def _truth(labels, position: dict, path: Path, names: np.ndarray, source: Path) -> np.ndarray:
-    """True points (n, N, 2) of `names` from `labels` read from `path`; InputError if absent."""
-    missing = [name for name in names if name not in position]
-    if missing:
-        raise InputError(
-            path,
-            f"{len(missing)} predicted file(s) of {source} not in the labels, e.g. {missing[0]}",
-        )
-    return labels.points[[position[name] for name in names]]
-
-
-def _errors(loaded, labels, position: dict, labels_path: Path, source: Path) -> np.ndarray:
+def _errors(loaded, labels_path: Path, source: Path) -> np.ndarray:
     """Signed errors (n, N, 2) of a predictions file against the labels (NaN where unlabelled)."""
-    truth = _truth(labels, position, labels_path, loaded.file_names, source)
+    from ensemble.io.aligned_predictions import labels_for
+
+    truth = labels_for(labels_path, loaded.file_names, source)
     if truth.shape[1] != loaded.points.shape[1]:
         raise InputError(
             source,
@@ -84,7 +66,6 @@ def calibrate_runs(runs, data_dir: Path) -> tuple[list[RunCalibration], list[str
     """(calibration of each run with sigma, names of runs without, why test is absent or None)."""
     train_path = DataFolder.at(data_dir).train_landmarks
     test_path = DataFolder.at(data_dir).test_landmarks
-    train = test = None
     results, without = [], []
     test_missing = None
     if not test_path.is_file():
@@ -95,15 +76,13 @@ def calibrate_runs(runs, data_dir: Path) -> tuple[list[RunCalibration], list[str
             without.append(run.name)
             continue
         kind = _kind(run)
-        train = train or _labels(train_path)
-        errors = _errors(loaded, *train, train_path, run.val_predictions_path)
+        errors = _errors(loaded, train_path, run.val_predictions_path)
         validation = calibrate_split("validation", errors, loaded.sigma, kind)
         tested = None
         if test_missing is None and run.test_predictions_path.is_file():
             predicted = run.test_predictions()
             if predicted.sigma is not None:
-                test = test or _labels(test_path)
-                errors = _errors(predicted, *test, test_path, run.test_predictions_path)
+                errors = _errors(predicted, test_path, run.test_predictions_path)
                 tested = calibrate_split("test", errors, predicted.sigma, kind)
         results.append(RunCalibration(run.name, kind, _temperature(run), validation, tested))
     if results and test_missing is None and all(item.test is None for item in results):

@@ -15,7 +15,7 @@ import numpy as np
 from ensemble.errors import InputError
 from ensemble.io.checks import row_index
 from ensemble.io.data_folder import DataFolder
-from ensemble.io.landmarks import Landmarks, read_landmarks
+from ensemble.io.landmarks import landmark_blocks
 from ensemble.io.predictions import Predictions, load_predictions
 from ensemble.io.run_folder import RunFolder, data_dir_of
 
@@ -25,16 +25,30 @@ def truth_for(data_dir: str | Path, file_names: np.ndarray) -> np.ndarray:
     return labels_for(DataFolder.at(data_dir).train_landmarks, file_names)
 
 
-def labels_for(path: str | Path, file_names: np.ndarray) -> np.ndarray:
-    """The landmarks (n, N, 2) of the file at `path` for `file_names`, in that order."""
-    landmarks: Landmarks = read_landmarks(path, allow_missing=True)
-    position = row_index(landmarks.file_names)
-    missing = [name for name in file_names if name not in position]
+def labels_for(
+    path: str | Path, file_names: np.ndarray, source: str | Path | None = None
+) -> np.ndarray:
+    """The landmarks (n, N, 2) of the file at `path` for `file_names` (predicted in `source`,
+    when given, for the message of a name not in the file), in that order. The file is
+    streamed: only the rows asked for are kept."""
+    wanted = row_index(file_names)
+    points = None
+    found = np.zeros(len(file_names), dtype=bool)
+    for block in landmark_blocks(path, allow_missing=True):
+        if points is None:
+            points = np.empty((len(file_names), *block.points.shape[1:]), dtype=np.float32)
+        for row, name in enumerate(block.file_names):
+            target = wanted.get(name)
+            if target is not None:
+                points[target] = block.points[row]
+                found[target] = True
+    missing = [name for name in file_names if not found[wanted[name]]]
     if missing:
+        of = "" if source is None else f" of {source}"
         raise InputError(
-            path, f"{len(missing)} predicted file(s) not in the labels, e.g. {missing[0]}"
+            path, f"{len(missing)} predicted file(s){of} not in the labels, e.g. {missing[0]}"
         )
-    return landmarks.points[[position[name] for name in file_names]]
+    return points[np.array([wanted[name] for name in file_names], dtype=np.int64)]
 
 
 def _aligned(runs: list[RunFolder]) -> tuple[np.ndarray, list[Predictions], dict[str, int]]:

@@ -8,9 +8,10 @@ a large truth file, for `ens score`, are in `ensemble.io.landmark_picks`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,7 +31,10 @@ from ensemble.io.checks import (
     read_point_header,
 )
 
-_BLOCK_BYTES = 1 << 24  # pyarrow's read block: 16 MiB of text, a few thousand full-size rows
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_BLOCK_BYTES = 1 << 22  # text parsed at a time: 4 MiB, about 540 full-size rows
 _WRITE_ROWS = 4096
 
 
@@ -50,6 +54,19 @@ class Landmarks:
         return len(self.file_names)
 
 
+@dataclass(frozen=True)
+class LandmarkBlock:
+    """Consecutive rows of a landmarks TSV: the first row's index (0-based, line `start + 2`),
+    file names and float32 points of shape (k, N, 2)."""
+
+    start: int
+    file_names: np.ndarray
+    points: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.file_names)
+
+
 class _Rejected(Exception):
     """The fast pass met something the explaining pass must name."""
 
@@ -64,62 +81,117 @@ def read_landmarks(
 ) -> Landmarks:
     """Read a landmarks TSV (`file_name`, `Point_M0_X`, ...); N comes from the header.
 
-    pyarrow streams record batches into one preallocated float32 array (each value parsed as
-    a double, then cast), so memory stays near the data size. With `allow_missing`, empty
-    cells become NaN (Kaggle Facial Keypoints); otherwise they are errors. Any problem is
-    named (line and column) by a second, line-by-line pass.
+    The blocks of `landmark_blocks` are copied into one preallocated float32 array, so memory
+    stays near the data size (4 bytes a value). With `allow_missing`, empty cells become NaN
+    (Kaggle Facial Keypoints); otherwise they are errors.
     """
-    import pyarrow as pa
-
     path = Path(path)
     header = read_point_header(path, "\t", prefix)
     capacity = count_data_lines(path)
     if capacity == 0:
         raise InputError(path, "no data rows after the header", 2)
     points = np.empty((capacity, (len(header) - 1) // 2, 2), dtype=np.float32)
-    flat = points.reshape(capacity, len(header) - 1)
+    names = []
+    for block in landmark_blocks(path, allow_missing, prefix):
+        if block.start + len(block) > capacity:
+            raise InputError(path, "the file changed while it was read")
+        points[block.start : block.start + len(block)] = block.points
+        names.append(block.file_names)
+    rows = sum(map(len, names))
+    return Landmarks(np.concatenate(names), points[:rows])
+
+
+def read_landmark_names(path: str | Path, allow_missing: bool = False) -> np.ndarray:
+    """The file names of a landmarks TSV, in row order, the file checked as `read_landmarks`
+    checks it (without holding its points)."""
+    return np.concatenate([block.file_names for block in landmark_blocks(path, allow_missing)])
+
+
+def landmark_blocks(
+    path: str | Path,
+    allow_missing: bool = False,
+    prefix: str = "Point_M",
+    block_bytes: int | None = None,
+) -> Iterator[LandmarkBlock]:
+    """Stream a landmarks TSV as consecutive blocks of rows with float32 points (k, N, 2).
+
+    pyarrow parses about `block_bytes` (default 4 MiB) of text at a time, each value as a
+    double, then cast. Every check of `read_landmarks` is made: a file whose last line has no
+    line end (cut short) is refused first, a block with a problem is not yielded, and file
+    names are checked unique after the last block, so a file is good only when the iteration
+    ends without an error. A problem is named (line and column) by a line-by-line pass.
+    """
+    import pyarrow as pa
+
+    path = Path(path)
+    header = read_point_header(path, "\t", prefix)
+    _check_last_line_end(path)
     names: list = []
     row = 0
     try:
-        for batch in _batches(path, header):
-            count = batch.num_rows
-            if row + count > capacity:
-                raise InputError(path, "the file changed while it was read")
-            values = np.asarray(batch.select(range(1, len(header))).to_tensor(null_to_nan=True))
+        for batch in _batches(path, header, block_bytes or _BLOCK_BYTES):
+            values = _values(batch)
             if not _values_ok(values, allow_missing):
                 raise _Rejected
-            flat[row : row + count] = values
             names.append(batch.column(0))
-            row += count
+            points = values.astype(np.float32).reshape(batch.num_rows, -1, 2)
+            yield LandmarkBlock(row, to_strings(batch.column(0)), points)
+            row += batch.num_rows
         if row == 0:
             raise InputError(path, "no data rows after the header", 2)
-        file_names = pa.chunked_array(names, type=pa.string())
-        check_names(path, file_names)
+        check_names(path, pa.chunked_array(names, type=pa.string()))
     except (_Rejected, pa.ArrowInvalid) as error:
         _explain(path, header, allow_missing)
         raise InputError(path, f"cannot parse: {quoted(error)}") from None
-    return Landmarks(to_strings(file_names), points[:row])
 
 
-def _batches(path: Path, header: list[str]):
-    """pyarrow's streaming reader of the body: names as text, values as float64, empty = null."""
+def _values(table: pa.Table) -> np.ndarray:
+    """The coordinate columns of a parsed block as one float64 (rows, 2N) array, null = NaN."""
+    values = table.select(range(1, table.num_columns)).combine_chunks().to_batches()[0]
+    return np.asarray(values.to_tensor(null_to_nan=True))
+
+
+def _batches(path: Path, header: list[str], block_bytes: int) -> Iterator[pa.Table]:
+    """The body parsed by pyarrow, about `block_bytes` of whole lines at a time: names as
+    text, values as float64, empty = null. The file is cut into blocks here (pyarrow's own
+    streaming reader reads ahead of its consumer without bound); each is parsed on one thread
+    as one chunk, so its values need no concatenation."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     types = {column: pa.float64() for column in header[1:]}
     types[FILE_COLUMN] = pa.string()
-    return pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(
-            column_names=header, skip_rows=1, block_size=_BLOCK_BYTES, use_threads=True
-        ),
-        parse_options=pacsv.ParseOptions(
-            delimiter="\t", quote_char=False, ignore_empty_lines=False
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types=types, null_values=[""], strings_can_be_null=False
-        ),
-    )
+    parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False)
+    convert = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=False)
+
+    def table(text: memoryview) -> pa.Table:
+        read = pacsv.ReadOptions(column_names=header, block_size=len(text) + 1, use_threads=False)
+        return pacsv.read_csv(pa.py_buffer(text), read, parse, convert)
+
+    with open(path, "rb") as handle:
+        handle.readline()  # the header
+        rest = b""
+        while data := handle.read(block_bytes):
+            block = rest + data
+            end = block.rfind(b"\n") + 1
+            rest = block[end:]
+            if end:
+                yield table(memoryview(block)[:end])
+        if rest:
+            yield table(memoryview(rest))
+
+
+def _check_last_line_end(path: Path) -> None:
+    """Reject a file whose last line has no line end: it was cut short (a download that
+    stopped), maybe inside a number, where every value still parses."""
+    with open(path, "rb") as handle:
+        handle.seek(-1, 2)
+        if handle.read(1) == b"\n":
+            return
+    rows = count_data_lines(path)
+    if rows == 0:
+        raise InputError(path, "no data rows after the header", 2)
+    raise InputError(path, "the last line has no line end: the file looks truncated", rows + 1)
 
 
 def _values_ok(values: np.ndarray, allow_missing: bool) -> bool:

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from ensemble.cli import cli
 from ensemble.competition.metric import public_mask
 from ensemble.io.submission import read_submission, write_submission
+from tests.helpers import fails_cleanly
 
 
 def test_baseline_then_score_matches_numpy(tiny_competition, tmp_path: Path) -> None:
@@ -64,3 +65,14 @@ def test_baseline_reports_missing_image(tiny_competition, tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "image not found" in result.output and contents["test"][0][2] in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_baseline_refuses_labels_cut_short(tiny_competition, tmp_path: Path) -> None:
+    data, _ = tiny_competition
+    labels = data / "train" / "landmarks.csv"
+    labels.write_bytes(labels.read_bytes()[:-3])  # a download that stopped inside a number
+    fails_cleanly(
+        tmp_path,
+        ["baseline", "--data", str(data), "-o", str(tmp_path / "b.csv")],
+        f"{labels}, line 9: the last line has no line end: the file looks truncated",
+    )
