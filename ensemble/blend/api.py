@@ -21,11 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
-from ensemble.blend.cross_validation import (
-    cross_validated_fusion_score,
-    cross_validated_score,
-    image_folds,
-)
+from ensemble.blend.cross_validation import held_out_scores, image_folds, mean_score
 from ensemble.blend.fit import FittedWeights, fit_weights, residual_matrix
 from ensemble.blend.fusion import FusionFit, fit_gamma, fuse, fused_weights, scored_values
 from ensemble.blend.learned import fit_learned
@@ -271,9 +267,8 @@ def fit_runs(
         poor = PoorRuns(poor_runs, {n: mean_weights[n] for n in poor_runs}, score, without)
     common = dict(poor=poor, no_weight=no_weight, shared_note=validation.shared_note())
     if not fused:
-        cv_score = cross_validated_score(
-            predictions, truth, names, method, per_region, rounds, layout
-        )
+        held_out = held_out_scores(predictions, truth, names, method, per_region, rounds, layout)
+        cv_score = mean_score(held_out)
         return FitReport(runs, fitted, scores, score, len(names), data, cv_score=cv_score, **common)
     sigma = validation.sigma()
     sigma_runs = tuple(run.name for run, s in zip(runs, sigma, strict=True) if np.isfinite(s).all())
@@ -286,7 +281,10 @@ def fit_runs(
     scored = scored_values(predictions, sigma, truth, names)
     base = fitted.point_weights()[scored.indices]
     fusion = fit_gamma(scored.values, scored.sigma, scored.truth, base)
-    cv_score = cross_validated_fusion_score(predictions, sigma, truth, names, per_region, layout)
+    held_out = held_out_scores(
+        predictions, truth, names, method, per_region, layout=layout, sigma=sigma
+    )
+    cv_score = mean_score(held_out)
     return FitReport(
         runs,
         fitted,

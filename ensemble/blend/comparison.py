@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.blend.cross_validation import image_folds, out_of_fold_blend, out_of_fold_fusion
+from ensemble.blend.cross_validation import held_out_scores, image_folds, mean_score
 from ensemble.blend.fit import fit_weights
 from ensemble.blend.fusion import fit_gamma, scored_values
 from ensemble.blend.learned import fit_learned
 from ensemble.blend.names import CV_FOLDS, FUSION_METHOD, LEARNED_METHODS
 from ensemble.competition.layout import dataset_layout
-from ensemble.competition.metric import subset_mse, validation_score
-from ensemble.io.submission import gather_points
+from ensemble.competition.metric import validation_score
 
 # simplest first (fewest fitted numbers: uncertainty adds one gamma to lsq, per region a weight
 # set per region, shrink one per landmark, stack two per landmark with intercepts); per region
@@ -51,7 +50,7 @@ class MethodScore:
     @property
     def cross_validated(self) -> float | None:
         """The mean held-out score over the labelled images (None with too few images)."""
-        return None if self.held_out is None else float(np.nanmean(self.held_out))
+        return mean_score(self.held_out)
 
 
 @dataclass(frozen=True)
@@ -113,44 +112,26 @@ def compare_fits(
             continue  # one region: the same fit as the global one; no sigma: lsq again
         if method in LEARNED_METHODS and not enough:
             continue  # its strength cannot be chosen across the folds
-        label = f"{method} --per-region" if per_region else method
         if method == FUSION_METHOD:
             fitted = fit_weights(predictions, truth, names, "lsq", layout=layout)
             base = fitted.point_weights()[scored.indices]
             in_sample = fit_gamma(scored.values, scored.sigma, scored.truth, base).score
-            held_out = None
-            if enough:
-                fused, truth_values = out_of_fold_fusion(
-                    predictions, sigma, truth, names, layout=layout
-                )
-                held_out = _per_image(fused, truth_values)
-            methods.append(MethodScore(label, in_sample, held_out))
-            continue
-        if method in LEARNED_METHODS:
-            fold_of = image_folds(len(names), CV_FOLDS)
-            fitted = fit_learned(method, predictions, truth, fold_of, layout)
         else:
-            fitted = fit_weights(
-                predictions, truth, names, method, per_region, rounds, layout=layout
-            )
-        in_sample = validation_score(names, fitted.blend(predictions), truth)
-        held_out = None
-        if enough:
-            blended = out_of_fold_blend(
-                predictions, truth, names, method, per_region, rounds, layout
-            )
-            held_out = _per_image(gather_points(blended, scored.indices), scored.truth)
+            if method in LEARNED_METHODS:
+                fold_of = image_folds(len(names), CV_FOLDS)
+                fitted = fit_learned(method, predictions, truth, fold_of, layout)
+            else:
+                fitted = fit_weights(
+                    predictions, truth, names, method, per_region, rounds, layout=layout
+                )
+            in_sample = validation_score(names, fitted.blend(predictions), truth)
+        held_out = held_out_scores(
+            predictions, truth, names, method, per_region, rounds, layout, sigma
+        )
+        label = f"{method} --per-region" if per_region else method
         methods.append(MethodScore(label, in_sample, held_out))
     singles = {
         run.name: validation_score(names, points, truth)
         for run, points in zip(runs, predictions, strict=True)
     }
     return Comparison(methods, singles, len(names), validation.shared_note())
-
-
-def _per_image(values: np.ndarray, truth_values: np.ndarray) -> np.ndarray:
-    """Each image's score on its scored points (n,); NaN for an image with none labelled."""
-    labelled = ~np.isnan(truth_values).all(axis=(1, 2))
-    scores = np.full(len(values), np.nan)
-    scores[labelled] = subset_mse(values[labelled], truth_values[labelled])
-    return scores

@@ -7,11 +7,7 @@ import pytest
 
 from ensemble.blend import compare_fits, fit_runs
 from ensemble.blend.comparison import Comparison, MethodScore
-from ensemble.blend.cross_validation import (
-    cross_validated_fusion_score,
-    cross_validated_score,
-    image_folds,
-)
+from ensemble.blend.cross_validation import held_out_scores, image_folds, mean_score
 from ensemble.blend.fit import fit_weights, quadratic_form, residual_matrix, simplex_least_squares
 from ensemble.blend.fusion import fit_gamma, fused_weights
 from ensemble.blend.learned import fit_on_folds
@@ -52,7 +48,8 @@ def test_cross_validated_score_equals_a_hand_loop_over_folds():
         errors = residual_matrix(blend[None], truth[held], held_indices)[0]
         squared += float((errors**2).sum())
         count += errors.size
-    assert cross_validated_score(predictions, truth, names) == pytest.approx(squared / count)
+    held_out = held_out_scores(predictions, truth, names)
+    assert mean_score(held_out) == pytest.approx(squared / count)
     in_sample_weights = simplex_least_squares(
         quadratic_form(
             residual_matrix(predictions, truth, validation_subsets(names, truth.shape[1]))[0]
@@ -68,7 +65,8 @@ def test_too_few_images_for_the_folds_gives_none():
     rng = np.random.default_rng(5)
     truth = random_truth(rng, 9)
     predictions = np.stack([truth + rng.normal(size=truth.shape) for _ in range(2)])
-    assert cross_validated_score(predictions, truth, image_names(9)) is None
+    assert held_out_scores(predictions, truth, image_names(9)) is None
+    assert mean_score(None) is None
 
 
 def test_compare_scores_every_method_and_matches_the_plain_fit(tmp_path):
@@ -125,7 +123,8 @@ def test_learned_cross_validated_score_never_sees_the_held_out_fold(method):
         model = fit_on_folds(method, statistics, range(4), layout)
         blended[held] = model.blend(predictions[:, held])
     expected = validation_score(names, blended, truth)
-    assert cross_validated_score(predictions, truth, names, method) == pytest.approx(expected)
+    held_out = held_out_scores(predictions, truth, names, method)
+    assert mean_score(held_out) == pytest.approx(expected)
 
 
 def test_fusion_cross_validated_score_equals_a_hand_loop():
@@ -154,7 +153,9 @@ def test_fusion_cross_validated_score_equals_a_hand_loop():
         weights = fused_weights(base[held], value_sigma[:, held], gamma)
         fused[held] = np.einsum("rnkc,nkr->nkc", values[:, held], weights)
     squared = ((fused - gather_points(truth, indices)) ** 2).mean(axis=(1, 2))
-    score = cross_validated_fusion_score(predictions, sigma, truth, names)
+    held_out = held_out_scores(predictions, truth, names, "uncertainty", sigma=sigma)
+    assert held_out == pytest.approx(squared)  # image by image
+    score = mean_score(held_out)
     assert score == pytest.approx(squared.mean())
-    plain = cross_validated_score(predictions, truth, names)
+    plain = mean_score(held_out_scores(predictions, truth, names))
     assert score < plain  # sigma carries the per-value noise: fusion must win held out

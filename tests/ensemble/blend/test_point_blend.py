@@ -102,7 +102,7 @@ def test_learned_fit_needs_two_images_per_fold(tmp_path):
 @pytest.mark.parametrize("method", ["shrink", "stack"])
 def test_learned_fits_leave_missing_labels_out(method) -> None:
     """Kaggle Facial Keypoints: 15 points, half the labels missing."""
-    from ensemble.blend.cross_validation import cross_validated_score
+    from ensemble.blend.cross_validation import held_out_scores, mean_score
     from ensemble.blend.learned import fit_learned
     from ensemble.competition.layout import layout_for
 
@@ -115,6 +115,6 @@ def test_learned_fits_leave_missing_labels_out(method) -> None:
     model = fit_learned(method, predictions, holey, image_folds(300, 5), layout_for(15))
     assert np.isfinite(model.coefficients).all() and np.isfinite(model.intercepts).all()
     np.testing.assert_allclose(model.mean_weights(), [0.8, 0.2], atol=0.08)
-    score = cross_validated_score(predictions, holey, names, method)
+    score = mean_score(held_out_scores(predictions, holey, names, method))
     single = validation_score(names, predictions[0], holey)
     assert np.isfinite(score) and score < single
