@@ -104,9 +104,9 @@ class FiniteRange(click.FloatRange):
 @click.option(
     "--compare",
     is_flag=True,
-    help="--fit: score every method (lsq, greedy, each per region too, shrink, uncertainty when "
-    "runs have sigma, stack) in sample and cross-validated over the validation images, and say "
-    "which to choose; writes nothing.",
+    help="--fit: score every method (lsq, greedy, uncertainty when runs have sigma, lsq and greedy "
+    "per region, shrink, stack) in sample and cross-validated over the validation images, and "
+    "name the simplest within one standard error of the lowest; writes nothing.",
 )
 @click.option(
     "--rounds",
@@ -170,6 +170,10 @@ def blend(
             raise click.UsageError("--fit takes no SUBMISSIONS and no --weights")
         if combine != "mean":
             raise click.UsageError("fitted weights blend with the weighted mean only")
+        if per_region and method in LEARNED_METHODS:
+            raise click.UsageError(
+                f"--method {method} fits every landmark already: no --per-region"
+            )
         _check_fit_outputs(output, runs_dir, data)
         _fitted(runs_dir, data, method, per_region, rounds, output, decimals)
         return

@@ -142,3 +142,12 @@ def test_learned_methods_say_their_strength_and_compare_lists_them(tmp_path):
     compared = CliRunner().invoke(cli, ["blend", "--fit", str(runs), "--compare"])
     methods = [line.split()[0] for line in compared.output.splitlines()[2:9]]
     assert methods == ["lsq", "greedy", "lsq", "greedy", "shrink", "stack", "best"]
+
+
+def test_learned_methods_refuse_per_region(tmp_path):
+    from tests.helpers import make_runs
+
+    runs, *_ = make_runs(tmp_path, [1.0, 2.0])
+    result = _run("--fit", runs, "--method", "stack", "--per-region", "-o", tmp_path / "o.csv")
+    assert result.exit_code == 2 and "fits every landmark already" in result.output
+    assert not (tmp_path / "o.csv").exists()
