@@ -16,6 +16,7 @@ landmark, lambda = infinity the global least-squares fit for every landmark. lam
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,7 +37,9 @@ def _pull(gram: np.ndarray, count: np.ndarray, prior: np.ndarray, pseudo: float)
     return np.where(total[:, None, None] > 0, (gram + pseudo * prior) / safe, prior)
 
 
-def shrunk_forms(gram: np.ndarray, count: np.ndarray, region_ids: np.ndarray, pseudo: float):
+def shrunk_forms(
+    gram: np.ndarray, count: np.ndarray, region_ids: np.ndarray, pseudo: float
+) -> np.ndarray:
     """Q_l of every landmark (N, R, R) from the Gram matrices (N, R, R) and counts (N,)."""
     n_regions = int(region_ids.max()) + 1
     global_form = gram.sum(axis=0) / max(float(count.sum()), 1.0)
@@ -54,7 +57,7 @@ def shrunk_weights(sums: Sums, strength: float, region_ids: np.ndarray) -> np.nd
     return simplex_least_squares(shrunk_forms(gram, count, region_ids, pseudo))
 
 
-def fit_shrunk(statistics: PointStatistics, folds, layout: Layout) -> PointBlend:
+def fit_shrunk(statistics: PointStatistics, folds: Sequence[int], layout: Layout) -> PointBlend:
     """The shrunk per-landmark weights fitted on `folds`, the strength chosen across them."""
     region_ids = layout.region_ids()
 

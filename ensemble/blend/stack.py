@@ -15,6 +15,7 @@ be negative and need not sum to one.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def ridge_coefficients(
     return coefficients, intercepts
 
 
-def fit_stacked(statistics: PointStatistics, folds, layout: Layout) -> PointBlend:
+def fit_stacked(statistics: PointStatistics, folds: Sequence[int], layout: Layout) -> PointBlend:
     """The ridge stacker fitted on `folds`, its penalty chosen across them."""
 
     def fit(sums: Sums, penalty: float) -> tuple[np.ndarray, np.ndarray]:
