@@ -104,7 +104,8 @@ def train_all(
     if not distributed.is_main():
         return
     click.echo(outcome_table(outcomes))
-    click.echo(f"scores: {out_dir / 'scores.csv'}")
+    scores = out_dir / "scores.csv"
+    click.echo(f"scores: {scores}" if scores.is_file() else "scores: none yet (no run finished)")
     poor = [outcome.run for outcome in outcomes if outcome.poor]
     if poor:
         from ensemble.competition.health import RULE

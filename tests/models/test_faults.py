@@ -102,6 +102,8 @@ def test_a_divergence_with_nothing_better_than_the_start_fails_the_run(
         "better than the mean-shape baseline"
     )
     assert f"r: FAILED: {reason}" in result.output
+    assert "scores: none yet (no run finished)" in result.output  # no scores.csv to point at
+    assert not (tmp_path / "RUNS" / "scores.csv").exists()
     assert not (tmp_path / "RUNS" / "r" / "summary.json").exists()
     assert reason in (tmp_path / "RUNS" / "r" / "error.txt").read_text()
 
