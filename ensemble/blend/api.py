@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.blend.combine import COMBINERS, combine_stack, weighted_mean
-from ensemble.blend.cross_validation import held_out_scores, image_folds, mean_score
+from ensemble.blend.cross_validation import held_out_scores, mean_score
 from ensemble.blend.fit import FittedWeights, fit_weights, residual_matrix
 from ensemble.blend.fusion import FusionFit, fit_gamma, fuse, fused_weights, scored_values
-from ensemble.blend.learned import fit_learned
+from ensemble.blend.methods import fit_method
 from ensemble.blend.names import CV_FOLDS, FUSION_METHOD, LEARNED_METHODS
 from ensemble.blend.no_weight import NO_WEIGHT, why_no_weight
 from ensemble.blend.point_blend import PointBlend
@@ -242,13 +242,7 @@ def fit_runs(
     _check_enough_images(method, names, runs_dir)
 
     def fit(chosen: np.ndarray) -> FittedWeights | PointBlend:
-        if method in LEARNED_METHODS:
-            fold_of = image_folds(len(names), CV_FOLDS)
-            return fit_learned(method, predictions[chosen], truth, fold_of, layout)
-        how = "lsq" if fused else method
-        return fit_weights(
-            predictions[chosen], truth, names, how, per_region, rounds, layout=layout
-        )
+        return fit_method(method, predictions[chosen], truth, names, per_region, rounds, layout)
 
     everyone = np.arange(len(runs))
     fitted = fit(everyone)

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble.blend.cross_validation import held_out_scores, image_folds, mean_score
-from ensemble.blend.fit import fit_weights
+from ensemble.blend.cross_validation import held_out_scores, mean_score
 from ensemble.blend.fusion import fit_gamma, scored_values
-from ensemble.blend.learned import fit_learned
+from ensemble.blend.methods import fit_method
 from ensemble.blend.names import CV_FOLDS, FUSION_METHOD, LEARNED_METHODS
 from ensemble.competition.layout import dataset_layout
 from ensemble.competition.metric import validation_score
@@ -102,28 +101,21 @@ def compare_fits(
     validation = load_validation(runs, data_dir)
     names, predictions, truth = validation.names, validation.predictions, validation.truth
     layout = dataset_layout(validation.data_dir, validation.n_points)
-    sigma = validation.sigma()
-    has_sigma = bool(np.isfinite(sigma).all(axis=(1, 2)).any())
+    has_sigma = any(item.sigma is not None for item in validation.aligned)
+    sigma = validation.sigma() if has_sigma else None  # (runs, n, N): only when some run has it
     enough = len(names) >= 2 * CV_FOLDS
-    scored = scored_values(predictions, sigma, truth, names)
     methods = []
     for method, per_region in COMPARED_FITS:
         if (per_region and len(layout.regions) < 2) or (method == FUSION_METHOD and not has_sigma):
             continue  # one region: the same fit as the global one; no sigma: lsq again
         if method in LEARNED_METHODS and not enough:
             continue  # its strength cannot be chosen across the folds
+        fitted = fit_method(method, predictions, truth, names, per_region, rounds, layout)
         if method == FUSION_METHOD:
-            fitted = fit_weights(predictions, truth, names, "lsq", layout=layout)
+            scored = scored_values(predictions, sigma, truth, names)
             base = fitted.point_weights()[scored.indices]
             in_sample = fit_gamma(scored.values, scored.sigma, scored.truth, base).score
         else:
-            if method in LEARNED_METHODS:
-                fold_of = image_folds(len(names), CV_FOLDS)
-                fitted = fit_learned(method, predictions, truth, fold_of, layout)
-            else:
-                fitted = fit_weights(
-                    predictions, truth, names, method, per_region, rounds, layout=layout
-                )
             in_sample = validation_score(names, fitted.blend(predictions), truth)
         held_out = held_out_scores(
             predictions, truth, names, method, per_region, rounds, layout, sigma

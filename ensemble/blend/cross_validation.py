@@ -14,20 +14,13 @@ import numpy as np
 
 from ensemble.blend.fit import fit_weights
 from ensemble.blend.fusion import fit_gamma, fuse, fused_weights, scored_values
-from ensemble.blend.learned import fit_on_folds
+from ensemble.blend.methods import fit_on_folds
 from ensemble.blend.names import CV_FOLDS, FUSION_METHOD, LEARNED_METHODS
-from ensemble.blend.point_statistics import clean_images, point_statistics
+from ensemble.blend.point_statistics import clean_images, image_folds, point_statistics
 from ensemble.competition.layout import Layout, layout_for
 from ensemble.competition.metric import subset_mse
 from ensemble.competition.subsets import validation_subsets
 from ensemble.io.submission import gather_points
-
-
-def image_folds(n_images: int, folds: int, seed: int = 0) -> np.ndarray:
-    """The fold (0..folds-1) of each image: a fixed random permutation cut into near-equal parts."""
-    fold_of = np.empty(n_images, dtype=np.int64)
-    fold_of[np.random.default_rng(seed).permutation(n_images)] = np.arange(n_images) % folds
-    return fold_of
 
 
 def mean_score(held_out: np.ndarray | None) -> float | None:

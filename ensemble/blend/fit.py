@@ -46,7 +46,11 @@ class FittedWeights:
 
     def blend(self, predictions: np.ndarray) -> np.ndarray:
         """Blend full predictions (runs, n, N, 2): (n, N, 2)."""
-        return blend_points(predictions, self.point_weights())
+        point_weights = self.point_weights()
+        total = np.zeros(predictions.shape[1:], dtype=np.float64)
+        for run, points in enumerate(predictions):
+            total += point_weights[None, :, run, None] * points
+        return total
 
 
 def residual_matrix(
@@ -180,11 +184,3 @@ def fit_weights(
         else:
             rows.append(_solve(quadratic_form(inside), method, rounds))
     return FittedWeights(method, np.stack(rows), layout, tuple(fallback))
-
-
-def blend_points(predictions: np.ndarray, point_weights: np.ndarray) -> np.ndarray:
-    """Blend full predictions (runs, n, N, 2) with per-landmark weights (N, runs): (n, N, 2)."""
-    total = np.zeros(predictions.shape[1:], dtype=np.float64)
-    for run, points in enumerate(predictions):
-        total += point_weights[None, :, run, None] * points
-    return total

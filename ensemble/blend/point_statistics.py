@@ -68,6 +68,13 @@ class PointStatistics:
 _FIELDS = ("count", "x", "y", "xx", "xy", "yy")
 
 
+def image_folds(n_images: int, folds: int, seed: int = 0) -> np.ndarray:
+    """The fold (0..folds-1) of each image: a fixed random permutation cut into near-equal parts."""
+    fold_of = np.empty(n_images, dtype=np.int64)
+    fold_of[np.random.default_rng(seed).permutation(n_images)] = np.arange(n_images) % folds
+    return fold_of
+
+
 def clean_images(predictions: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """True for the images (n,) the learned fits use: the mean squared error of the runs' mean
     prediction (runs, n, N, 2) against the labels (n, N, 2) at most OUTLIER_FACTOR x the median

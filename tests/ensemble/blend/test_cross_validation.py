@@ -10,7 +10,7 @@ from ensemble.blend.comparison import Comparison, MethodScore
 from ensemble.blend.cross_validation import held_out_scores, image_folds, mean_score
 from ensemble.blend.fit import fit_weights, quadratic_form, residual_matrix, simplex_least_squares
 from ensemble.blend.fusion import fit_gamma, fused_weights
-from ensemble.blend.learned import fit_on_folds
+from ensemble.blend.methods import fit_on_folds
 from ensemble.blend.point_statistics import point_statistics
 from ensemble.competition.layout import layout_for
 from ensemble.competition.metric import validation_score

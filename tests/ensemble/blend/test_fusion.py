@@ -143,3 +143,16 @@ def test_the_cli_offers_the_declared_schemes_and_combiners() -> None:
     choices = {p.name: getattr(p.type, "choices", None) for p in blend.params}
     assert list(choices["scheme"]) == list(SCHEMES)
     assert list(choices["combine"]) == list(COMBINERS)
+
+
+def test_compare_scores_the_fusion_as_the_plain_fit_does(tmp_path) -> None:
+    from ensemble.blend import compare_fits, fit_runs
+
+    runs, _, _ = _sigma_runs(tmp_path, with_sigma=(True, False))
+    comparison = compare_fits(runs)
+    fused = next(m for m in comparison.methods if m.method == "uncertainty")
+    report = fit_runs(runs, method="uncertainty")
+    assert fused.in_sample == pytest.approx(report.blend_score)
+    assert fused.cross_validated == pytest.approx(report.cv_score)
+    runs_without, _, _ = _sigma_runs(tmp_path / "none", with_sigma=(False, False))
+    assert "uncertainty" not in [m.method for m in compare_fits(runs_without).methods]

@@ -103,7 +103,7 @@ def test_learned_fit_needs_two_images_per_fold(tmp_path):
 def test_learned_fits_leave_missing_labels_out(method) -> None:
     """Kaggle Facial Keypoints: 15 points, half the labels missing."""
     from ensemble.blend.cross_validation import held_out_scores, mean_score
-    from ensemble.blend.learned import fit_learned
+    from ensemble.blend.methods import fit_learned
     from ensemble.competition.layout import layout_for
 
     rng = np.random.default_rng(4)

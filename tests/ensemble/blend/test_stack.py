@@ -80,7 +80,7 @@ def test_noise_chooses_a_penalty_and_the_stacker_stays_near_the_prior():
 
 
 def test_label_errors_are_left_out_of_the_fit_and_counted():
-    from ensemble.blend.learned import fit_learned
+    from ensemble.blend.methods import fit_learned
     from ensemble.blend.point_statistics import clean_images
 
     predictions, _ = _runs(4, n=60)

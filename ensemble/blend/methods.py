@@ -1,4 +1,5 @@
-"""The learned blends by name: `--method shrink` and `--method stack` fitted on run predictions."""
+"""The fit methods by name: the weights (lsq, greedy; the uncertainty fusion starts from lsq)
+and the learned per-landmark blends (shrink, stack)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from ensemble.blend.names import CV_FOLDS, LEARNED_METHODS
+from ensemble.blend.fit import FittedWeights, fit_weights
+from ensemble.blend.names import CV_FOLDS, FUSION_METHOD, LEARNED_METHODS
 from ensemble.blend.point_blend import PointBlend
-from ensemble.blend.point_statistics import PointStatistics, clean_images, point_statistics
+from ensemble.blend.point_statistics import (
+    PointStatistics,
+    clean_images,
+    image_folds,
+    point_statistics,
+)
 from ensemble.blend.shrink import fit_shrunk
 from ensemble.blend.stack import fit_stacked
 from ensemble.competition.layout import Layout
@@ -40,3 +47,22 @@ def fit_learned(
     statistics = point_statistics(predictions, truth, fold_of, folds, keep)
     model = fit_on_folds(method, statistics, range(folds), layout)
     return replace(model, images_left_out=int((~keep).sum()))
+
+
+def fit_method(
+    method: str,
+    predictions: np.ndarray,
+    truth: np.ndarray,
+    file_names: np.ndarray,
+    per_region: bool,
+    rounds: int,
+    layout: Layout,
+) -> FittedWeights | PointBlend:
+    """Fit `method` (as `ens blend --method`) on validation predictions (runs, n, N, 2): the
+    weights for lsq and greedy (and the lsq weights the uncertainty fusion starts from), the
+    per-landmark model for shrink and stack."""
+    if method in LEARNED_METHODS:
+        fold_of = image_folds(len(file_names), CV_FOLDS)
+        return fit_learned(method, predictions, truth, fold_of, layout)
+    how = "lsq" if method == FUSION_METHOD else method
+    return fit_weights(predictions, truth, file_names, how, per_region, rounds, layout=layout)
