@@ -17,7 +17,7 @@ from typing import Any
 
 from ensemble.errors import TOO_DEEP, TOO_MANY_DIGITS, InputError
 from ensemble.io.checks import decode_utf8, literal, quoted
-from ensemble.io.file_kind import require_regular_file
+from ensemble.io.file_kind import require_file
 from ensemble.io.run_folder import run_name_problem
 
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "radam")
@@ -402,9 +402,7 @@ def parse_config(
 def load_config(path: str | Path, architectures: Iterable[str] = ()) -> list[RunConfig]:
     """Read and validate a train-all TOML file."""
     path = Path(path)
-    require_regular_file(path)  # a FIFO would hang the read
-    if not path.is_file():
-        raise InputError(path, "config file not found")
+    require_file(path, "config file not found")  # a FIFO would hang the read
     return parse_config(decode_utf8(path, path.read_bytes()), path, architectures)
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ensemble.errors import InputError
-from ensemble.io.file_kind import require_regular_file
+from ensemble.io.file_kind import require_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -101,9 +101,7 @@ def check_utf8(path: Path) -> None:
 
 def read_first_line(path: Path) -> str:
     """The header line of a text file, without line end or UTF-8 byte-order mark."""
-    require_regular_file(path)  # a FIFO would hang the read
-    if not path.is_file():
-        raise InputError(path, "file not found")
+    require_file(path)
     try:
         with open(path, "rb") as handle:
             first = handle.readline()

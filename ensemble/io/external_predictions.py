@@ -27,7 +27,7 @@ import numpy as np
 
 from ensemble.errors import InputError
 from ensemble.io.checks import MAX_COORDINATE, quoted, read_first_line
-from ensemble.io.file_kind import require_regular_file
+from ensemble.io.file_kind import require_file
 from ensemble.io.landmarks import read_landmarks
 from ensemble.io.safe_pickle import load_pickle
 from ensemble.io.submission import read_submission
@@ -70,9 +70,7 @@ class Matched:
 def read_external(path: str | Path) -> ExternalPredictions:
     """Read predictions in any accepted format (InputError naming the file when none fits)."""
     path = Path(path)
-    require_regular_file(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
+    require_file(path)
     try:
         with open(path, "rb") as handle:
             start = handle.read(8)

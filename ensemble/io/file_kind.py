@@ -35,3 +35,10 @@ def require_regular_file(path: str | Path) -> None:
     kind = "a folder" if os.path.isdir(path) else special_file_kind(path)
     if kind is not None:
         raise InputError(path, f"is {kind}, not a regular file")
+
+
+def require_file(path: str | Path, missing: str = "file not found") -> None:
+    """InputError unless `path` is an existing regular file (checked without opening it)."""
+    require_regular_file(path)
+    if not os.path.isfile(path):
+        raise InputError(path, missing)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ensemble.errors import InputError
 from ensemble.io.atomic import atomic_path
-from ensemble.io.file_kind import require_regular_file
+from ensemble.io.file_kind import require_file
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,7 @@ def save_predictions(
 def load_predictions(path: str | Path) -> Predictions:
     """Read a predictions .npz written by `save_predictions` (no pickle)."""
     path = Path(path)
-    require_regular_file(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
+    require_file(path)
     try:
         with _open_npz(path) as data:
             names, points = data["file_names"], data["points"]

@@ -20,7 +20,7 @@ import pandas as pd
 from ensemble.errors import InputError
 from ensemble.io.atomic import atomic_path
 from ensemble.io.checks import check_utf8, quoted
-from ensemble.io.file_kind import require_regular_file
+from ensemble.io.file_kind import require_file
 from ensemble.io.locks import hold
 
 COLUMNS = ["run", "submission", "val", "public", "private"]
@@ -68,9 +68,7 @@ def read_scores(path: str | Path) -> pd.DataFrame:
 
 def _read_cells(path: Path) -> pd.DataFrame:
     """The cells of a CSV as strings, indexed by line number; every row as wide as the header."""
-    require_regular_file(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
+    require_file(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as error:
