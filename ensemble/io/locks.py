@@ -30,6 +30,7 @@ GRACE = 1.0  # seconds a waiter waits before it says whom it waits for
 _POLL = 0.05
 _UNSUPPORTED = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 _COMMAND_CHARS = 300
+_HELD: set[Path] = set()  # the lock files this process holds (resolved paths)
 
 
 class LockHeld(InputError):
@@ -77,6 +78,7 @@ def hold(target: str | Path, purpose: str, wait: float = 0.0) -> Iterator[None]:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = _acquire(Path(target), path, wait)
+            _HELD.add(path)
             _write_holder(fd, purpose)
         except OSError as error:
             if error.errno not in _UNSUPPORTED:
@@ -86,6 +88,7 @@ def hold(target: str | Path, purpose: str, wait: float = 0.0) -> Iterator[None]:
         yield
     finally:
         if fd is not None:
+            _HELD.discard(path)
             _release(fd, path)
         for folder in created:  # innermost first; only while empty
             with contextlib.suppress(OSError):
@@ -93,7 +96,13 @@ def hold(target: str | Path, purpose: str, wait: float = 0.0) -> Iterator[None]:
 
 
 def remove_if_free(path: Path) -> bool:
-    """Remove the lock file `path` when no process holds it; True when it was removed."""
+    """Remove the lock file `path` when no process holds it; True when it was removed.
+
+    Never one this process holds: where flock is emulated by per-process POSIX locks (NFS,
+    CIFS) locking it again would succeed, and closing that descriptor would drop the hold.
+    """
+    if path.resolve() in _HELD:
+        return False
     try:
         fd = _lock_once(path, create=False)
     except OSError:
@@ -126,7 +135,10 @@ def _acquire(target: Path, path: Path, wait: float) -> int:
             return fd
         holder = read_holder(path)
         waited = time.monotonic() - started
-        if holder is None and waited < GRACE:  # locked a moment ago, not yet written
+        gone = holder is not None and holder.host == host_name() and not running(holder.pid)
+        # locked a moment ago and not yet written, or a dead holder's file locked a moment by
+        # the clean-up of another writer (remove_if_free): try again before refusing
+        if (holder is None or gone) and waited < GRACE:
             time.sleep(_POLL)
             continue
         who = holder.describe() if holder else f"its holder is not named in {path}"

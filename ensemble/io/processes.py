@@ -35,8 +35,13 @@ def host_name() -> str:
 
 @functools.cache
 def host_tag() -> str:
-    """A short tag of this machine's host name (8 hex digits, safe in file names)."""
-    return hashlib.sha1(host_name().encode("utf-8")).hexdigest()[:8]
+    """A short tag of this machine and pid namespace (8 hex digits, safe in file names): two
+    containers sharing a host name (host networking) do not share pids, so differ here."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha1(f"{host_name()} {namespace}".encode()).hexdigest()[:8]
 
 
 def start_ticks(pid: int) -> int | None:

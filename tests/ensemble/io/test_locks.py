@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ensemble.errors import InputError
-from ensemble.io.locks import LockHeld, hold, lock_path, read_holder
+from ensemble.io.locks import LockHeld, hold, lock_path, read_holder, remove_if_free
 from ensemble.io.processes import host_name
 from ensemble.io.scores_table import read_scores
 from ensemble.io.temps import remove_stale
@@ -186,3 +187,26 @@ def test_a_lock_file_that_cannot_be_written_is_an_input_error(tmp_path: Path, mo
     with refused, hold(tmp_path / "a", "training"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dead_holders_file_locked_a_moment_by_a_clean_up_is_not_a_refusal(
+    tmp_path: Path,
+) -> None:
+    """Another writer's clean-up (remove_if_free) locks a dead holder's file for a moment: a
+    process starting then waits it out instead of refusing in the dead holder's name."""
+    target = tmp_path / "a"
+    path = lock_path(target)
+    dead = {"pid": 2**22 + 7, "host": host_name(), "command": "ens train", "since": "then"}
+    path.write_text(json.dumps({**dead, "purpose": "training"}))
+    cleaner = os.open(path, os.O_RDWR)
+    fcntl.flock(cleaner, fcntl.LOCK_EX)
+    threading.Timer(0.3, os.close, [cleaner]).start()
+    with hold(target, "training"):  # wait=0: refused at once before this fix
+        assert read_holder(path).pid == os.getpid()
+
+
+def test_the_clean_up_never_removes_a_lock_this_process_holds(tmp_path: Path) -> None:
+    target = tmp_path / "a"
+    with hold(target, "training"):
+        assert not remove_if_free(lock_path(target))
+        assert lock_path(target).is_file()
