@@ -16,7 +16,15 @@ import numpy as np
 from ensemble.errors import InputError
 from ensemble.io.file_kind import require_regular_file
 
-_BUILTINS = ("set", "frozenset", "complex", "bytearray")
+_BUILTINS = ("set", "frozenset", "complex")
+
+
+def _bytearray(*args: object) -> bytearray:
+    """`bytearray` of pickled bytes (numpy's protocol 0-2 arrays use it); never of a size alone,
+    which would fill that many bytes while loading."""
+    if args and isinstance(args[0], int):
+        raise pickle.UnpicklingError(f"bytearray({args[0]:,}) asked for by a size alone")
+    return bytearray(*args)
 
 
 def _latin1_bytes(text: str, encoding: str) -> bytes:
@@ -44,6 +52,7 @@ def _admitted() -> dict[tuple[str, str], object]:
     for module in ("builtins", "__builtin__"):  # __builtin__: protocols 0-2
         for name in _BUILTINS:
             table[(module, name)] = getattr(builtins, name)
+        table[(module, "bytearray")] = _bytearray
     return table
 
 
@@ -67,6 +76,22 @@ class _DataUnpickler(pickle.Unpickler):
             raise _Refused(module, name) from None
 
 
+def _check_sizes(loaded: object, file_size: int) -> None:
+    """Refuse an array larger than the file: a pickle is not compressed, so its data cannot be;
+    a few bytes calling numpy.ndarray(shape) could otherwise ask for any size."""
+    stack = [loaded]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray) and item.nbytes > file_size:
+            raise pickle.UnpicklingError(
+                f"an array of {item.nbytes:,} bytes in a file of {file_size:,}: not data it holds"
+            )
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+
+
 def load_pickle(path: str | Path) -> object:
     """The object pickled in `path`, when it is made of plain containers, strings, numbers and
     numpy arrays; InputError naming the file (and the refused global) otherwise."""
@@ -74,7 +99,9 @@ def load_pickle(path: str | Path) -> object:
     require_regular_file(path)
     try:
         with open(path, "rb") as handle:
-            return _DataUnpickler(handle).load()
+            loaded = _DataUnpickler(handle).load()
+        _check_sizes(loaded, path.stat().st_size)
+        return loaded
     except _Refused as refused:
         raise InputError(
             path,

@@ -190,6 +190,18 @@ def test_a_truncated_pickle_is_a_clear_error(tmp_path: Path) -> None:
         read_external(tmp_path / "cut.pkl")
 
 
+def test_a_tiny_pickle_asking_for_a_huge_array_is_refused(tmp_path: Path) -> None:
+    """38 bytes calling numpy.ndarray((1000000, 971, 2)): 15.5 GB that no data backs."""
+    path = tmp_path / "bomb.pkl"
+    path.write_bytes(b"cnumpy\nndarray\n((I1000000\nI971\nI2\nttR.")
+    with pytest.raises(InputError, match=r"bomb.pkl: not a readable pickle .*15,536,000,000 bytes"):
+        load_pickle(path)
+    grown = tmp_path / "bytes.pkl"  # bytearray(n) would fill n bytes while loading
+    grown.write_bytes(b"c__builtin__\nbytearray\n(I2000000000\ntR.")
+    with pytest.raises(InputError, match=r"bytearray\(2,000,000,000\) asked for by a size"):
+        load_pickle(grown)
+
+
 # ----------------------------------------------------------------------------------------------
 # matching rows to the data set's images
 
