@@ -161,6 +161,7 @@ def blend(
     if compare:
         if runs_dir is None or output is not None:
             raise click.UsageError("--compare goes with --fit RUNS and writes nothing (no -o)")
+        _warn_other_data(runs_dir, data)
         _compare(runs_dir, data, rounds)
         return
     if output is None:
@@ -175,6 +176,7 @@ def blend(
                 f"--method {method} fits every landmark already: no --per-region"
             )
         _check_fit_outputs(output, runs_dir, data)
+        _warn_other_data(runs_dir, data)
         _fitted(runs_dir, data, method, per_region, rounds, output, decimals)
         return
     check_output(output, [*submissions, *([scores_path] if scores_path else [])])
@@ -277,12 +279,12 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
     gain = 100 * (best - report.blend_score) / best if best > 0 else 0.0
     if report.fusion is not None:
         lsq_gain = 100 * (best - report.fitted_score) / best if best > 0 else 0.0
-        below = f"({lsq_gain:.2f}% below the best single run)"
+        below = f"({_versus(lsq_gain)} the best single run)"
         click.echo(f"{'lsq blend':<32} {report.fitted_score:>12.6g}   {below}")
         label = f"fused (gamma {report.fusion.gamma:g})"
     else:
         label = "blend"
-    click.echo(f"{label:<32} {report.blend_score:>12.6g}   ({gain:.2f}% below the best single run)")
+    click.echo(f"{label:<32} {report.blend_score:>12.6g}   ({_versus(gain)} the best single run)")
     if report.fusion is not None:
         without = [n for n in names if n not in report.sigma_runs]
         note = f"; without sigma (fitted weight kept): {', '.join(without)}" if without else ""
@@ -291,11 +293,16 @@ def _fitted(runs_dir, data, method, per_region, rounds, output: Path, decimals: 
         _learned_summary(report.fitted, names)
     if report.fitted.per_region:
         click.echo("per-region weights (weight column above: their mean):")
-        click.echo(f"{'region':<26} " + " ".join(f"{n[:10]:>10}" for n in names))
-        for region, row in zip(report.fitted.layout.regions, weights, strict=True):
-            fallback = " (global)" if region.name in report.fitted.fallback else ""
-            values = " ".join(f"{w:>10.4f}" for w in row)
-            click.echo(f"{region.name[:26]:<26} {values}{fallback}")
+        fallback = report.fitted.fallback
+        notes = [" (global)" if r.name in fallback else "" for r in report.fitted.layout.regions]
+        _region_table(report.fitted.layout.regions, names, weights, notes)
+        if fallback:
+            from ensemble.blend.fit import MIN_REGION_VALUES
+
+            click.echo(
+                f"(global): too few labelled values in the region to fit its own weights "
+                f"(under {MIN_REGION_VALUES}); it keeps the global ones"
+            )
     if report.cv_score is not None:
         click.echo(
             f"{'cross-validated':<32} {report.cv_score:>12.6g}   ({CV_FOLDS} folds over the "
@@ -347,9 +354,23 @@ def _learned_summary(fitted, names: list[str]) -> None:
         f"mean per region ({'weight' if fitted.method == 'shrink' else 'coef'} column "
         "above: the mean over every landmark):"
     )
-    click.echo(f"{'region':<26} " + " ".join(f"{n[:10]:>10}" for n in names))
-    for region, row in zip(fitted.layout.regions, fitted.region_weights(), strict=True):
-        click.echo(f"{region.name[:26]:<26} " + " ".join(f"{w:>10.4f}" for w in row))
+    _region_table(fitted.layout.regions, names, fitted.region_weights())
+
+
+def _region_table(regions, names: list[str], rows, notes: list[str] | None = None) -> None:
+    """One row of weights per region, a column per run, each as wide as its run's name."""
+    widths = [max(10, len(name)) for name in names]
+    click.echo(
+        f"{'region':<26} " + " ".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))
+    )
+    for number, (region, row) in enumerate(zip(regions, rows, strict=True)):
+        values = " ".join(f"{v:>{w}.4f}" for v, w in zip(row, widths, strict=True))
+        click.echo(f"{region.name[:26]:<26} {values}{notes[number] if notes else ''}")
+
+
+def _versus(gain: float) -> str:
+    """'1.23% below' for a gain over the best single run, '0.20% above (worse than)' for a loss."""
+    return f"{gain:.2f}% below" if gain >= 0 else f"{-gain:.2f}% above (worse than)"
 
 
 def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
@@ -358,9 +379,13 @@ def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
     from ensemble.blend import compare_fits
 
     comparison = compare_fits(runs_dir, data, rounds)
+    folds = (
+        f"{CV_FOLDS} folds: each fitted on the others, scored on itself"
+        if comparison.n_images >= 2 * CV_FOLDS
+        else "too few to cross-validate: in sample only; shrink and stack left out"
+    )
     click.echo(
-        f"compared on {comparison.n_images} validation images{comparison.shared_note} "
-        f"({CV_FOLDS} folds: each fitted on the others, scored on itself):"
+        f"compared on {comparison.n_images} validation images{comparison.shared_note} ({folds}):"
     )
     lowest = comparison.lowest()
     click.echo(f"{'method':<24} {'in sample':>12} {'cross-validated':>16}   vs the lowest (s.e.)")
@@ -370,7 +395,7 @@ def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
         versus = "" if math.isnan(gap) else f"{gap:+.3f} ({error:.3f})"
         if row is lowest and row.cross_validated is not None:
             versus = "lowest"
-        click.echo(f"{row.method:<24} {row.in_sample:>12.6g} {held_out:>16}   {versus}")
+        click.echo(f"{row.method:<24} {row.in_sample:>12.6g} {held_out:>16}   {versus}".rstrip())
     best_run, best = min(comparison.singles.items(), key=lambda item: item[1])
     click.echo(f"best single run: {best_run}, {best:.6g}")
     chosen = comparison.chosen()
@@ -382,7 +407,7 @@ def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
         return
     score = chosen.cross_validated
     gain = 100 * (best - score) / best if best > 0 else 0.0
-    versus = f"{gain:.2f}% below" if gain >= 0 else f"{-gain:.2f}% above (worse than)"
+    versus = _versus(gain)
     why = (
         "the lowest cross-validated score"
         if chosen is lowest
@@ -395,12 +420,31 @@ def _compare(runs_dir: Path, data: Path | None, rounds: int) -> None:
 
 
 def _check_fit_outputs(output: Path, runs_dir: Path, data: Path | None) -> None:
-    """Refuse OUT.csv and OUT.weights.json inside a run folder or the data folder --fit reads."""
+    """Refuse OUT.csv and OUT.weights.json inside RUNS (its run folders, its scores.csv) or the
+    data folder --fit reads."""
     from ensemble.blend import weights_path_for
     from ensemble.io.run_folder import data_dir_of, find_runs
 
     runs = find_runs(runs_dir)
     data = data if data is not None else data_dir_of(runs)
-    read_dirs = [run.path for run in runs] + ([data] if data is not None else [])
+    read_dirs = [*(run.path for run in runs), runs_dir] + ([data] if data is not None else [])
     for path in (output, weights_path_for(output)):
         check_output(path, read_dirs=read_dirs)
+
+
+def _warn_other_data(runs_dir: Path, data: Path | None) -> None:
+    """Warn when --data is not the data folder the runs recorded (their labels would be taken
+    for the same file names without a word)."""
+    import os
+
+    from ensemble.io.run_folder import data_dir_of, find_runs
+
+    recorded = data_dir_of(find_runs(runs_dir))
+    if data is None or recorded is None or not recorded.is_dir() or not data.is_dir():
+        return
+    if not os.path.samefile(recorded, data):
+        click.echo(
+            f"warning: --data {data} is not the data folder the runs were trained on "
+            f"({recorded}); its labels are used for the images of the same names",
+            err=True,
+        )

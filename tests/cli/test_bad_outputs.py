@@ -103,6 +103,12 @@ def test_show_refuses_an_image_it_draws(root: Path) -> None:
 def test_blend_fit_refuses_the_run_folders_and_the_data(root: Path) -> None:
     npz = "runs/a/val_predictions.npz"
     fails_cleanly(root, ["blend", "--fit", "runs", "-o", npz], _inside(npz, "runs/a"))
+    # nor RUNS itself: its scores.csv holds the public/private scores typed in by hand
+    fails_cleanly(
+        root,
+        ["blend", "--fit", "runs", "-o", "runs/scores.csv"],
+        _inside("runs/scores.csv", "runs"),
+    )
     args = ["blend", "--fit", "runs", "--data", "demo", "-o", TEST_POINTS]
     fails_cleanly(root, args, _inside(TEST_POINTS, "demo"))
     # the data folder recorded in the runs' config.toml counts too

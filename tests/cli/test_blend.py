@@ -151,3 +151,37 @@ def test_learned_methods_refuse_per_region(tmp_path):
     result = _run("--fit", runs, "--method", "stack", "--per-region", "-o", tmp_path / "o.csv")
     assert result.exit_code == 2 and "fits every landmark already" in result.output
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_fit_warns_when_data_is_not_the_runs_own(tmp_path):
+    import shutil
+
+    from tests.helpers import make_runs
+
+    runs, data, *_ = make_runs(tmp_path, [1.0, 2.0])
+    other = shutil.copytree(data, tmp_path / "other")
+    result = _run("--fit", runs, "--data", other, "-o", tmp_path / "o.csv")
+    assert result.exit_code == 0, result.output
+    assert f"warning: --data {other} is not the data folder the runs were trained on" in (
+        result.output
+    )
+    same = _run("--fit", runs, "--data", data, "-o", tmp_path / "p.csv")
+    assert "warning: --data" not in same.output
+
+
+def test_compare_on_too_few_images_says_it_did_not_cross_validate(tmp_path):
+    import numpy as np
+
+    from tests.helpers import make_runs
+
+    runs, *_ = make_runs(tmp_path, [1.0, 2.0])
+    for number in range(2):
+        path = runs / f"run{number}" / "val_predictions.npz"
+        item = np.load(path)
+        np.savez(path, file_names=item["file_names"][:8], points=item["points"][:8])
+    result = CliRunner().invoke(cli, ["blend", "--fit", str(runs), "--compare"])
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert "too few to cross-validate" in first and "5 folds" not in first
+    methods = [line.split()[0] for line in result.output.splitlines()[2:]]
+    assert "shrink" not in methods and "stack" not in methods and "keep lsq" in result.output
