@@ -76,7 +76,8 @@ def import_run(
     if scores.is_file():
         read_scores(scores)  # a scores.csv that cannot take the row fails before any write
     inputs = {"test": test_path, "val": val_path}
-    summary = _summary(run_dir.name, data.path, n_points, test, val, inputs, data_order)
+    siblings = _sibling_scores(run_dir)
+    summary = _summary(run_dir.name, data.path, n_points, test, val, inputs, data_order, siblings)
     with hold(run_dir, "importing a run"):
         with atomic_folder(run_dir) as work:
             staged = RunFolder.at(work)
@@ -136,7 +137,16 @@ def _val_side(external: ExternalPredictions, data: DataFolder, data_order: bool)
     return ValSide(names, points, train.points[matched.positions], len(train))
 
 
-def _val_scores(val: ValSide, data_dir: Path) -> dict:
+def _sibling_scores(run_dir: Path) -> list[float]:
+    """The val scores of the other runs in RUNS (the health rule compares with their median)."""
+    if not run_dir.parent.is_dir():
+        return []
+    others = [p for p in run_dir.parent.iterdir() if p.is_dir() and p.name != run_dir.name]
+    scores = [RunFolder.at(path).summary().get("val_score") for path in sorted(others)]
+    return [float(score) for score in scores if isinstance(score, (int, float))]
+
+
+def _val_scores(val: ValSide, data_dir: Path, siblings: list[float]) -> dict:
     """val_score as training computes it, and the mean-shape baseline's on the same images."""
     try:
         score = validation_score(val.names, val.points, val.truth)
@@ -155,7 +165,7 @@ def _val_scores(val: ValSide, data_dir: Path) -> dict:
         baseline = None
     else:
         out["baseline_val_score"] = baseline
-    out["health"] = judge(score, baseline, []).as_dict()
+    out["health"] = judge(score, baseline, siblings).as_dict()
     return out
 
 
@@ -167,6 +177,7 @@ def _summary(
     val: ValSide | None,
     inputs: dict[str, str | Path | None],
     data_order: bool,
+    siblings: list[float],
 ) -> dict:
     """summary.json of the imported run: where it came from, what it covers, its val score."""
     summary = {
@@ -193,5 +204,5 @@ def _summary(
         )
     else:
         summary.update(n_val=len(val.names), n_train_images=val.n_train)
-        summary.update(_val_scores(val, data_dir))
+        summary.update(_val_scores(val, data_dir, siblings))
     return summary

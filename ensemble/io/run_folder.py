@@ -150,9 +150,14 @@ class RunFolder:
         return load_predictions(self.test_predictions_path)
 
     def summary(self) -> dict:
-        """summary.json as a dict ({} when absent)."""
+        """summary.json as a dict ({} when absent); InputError when it is not valid JSON."""
         path = self.summary_path
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+            raise InputError(path, f"not valid JSON ({error})") from None
 
     def config(self) -> dict:
         """config.toml as a dict ({} when absent); InputError when it is not valid TOML."""

@@ -275,3 +275,25 @@ def test_help_explains_every_format() -> None:
     assert result.exit_code == 0
     for needle in ("image_names", "np.savez", "np.save(", "--order data", "Point_M29_Y", "--force"):
         assert needle in result.output
+
+
+def test_the_health_of_an_imported_run_compares_it_with_the_others(
+    tiny_competition, tmp_path
+) -> None:
+    """Poor when over 2 x the median of the other runs' val scores, as train-all judges."""
+    data, contents = tiny_competition
+    train_names, train_points, _ = contents["train"]
+    test_names, test_points, _ = contents["test"]
+    runs = tmp_path / "RUNS"
+    for name, sigma in (("a", 1.0), ("b", 1.0), ("c", 3.0)):
+        test_file = _write(tmp_path / f"{name}.npz", "npz", test_names, test_points)
+        val_file = _write(
+            tmp_path / f"{name}_val.npz", "npz", train_names, _noisy(train_points, sigma, 5)
+        )
+        _import(data, runs, name, "--test", test_file, "--val", val_file)
+    health = {
+        name: json.loads((runs / name / "summary.json").read_text())["health"] for name in "abc"
+    }
+    assert health["a"]["status"] == health["b"]["status"] == "ok"
+    assert health["c"]["status"] == "poor"
+    assert "x the median of the other runs" in health["c"]["reason"]
