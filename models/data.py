@@ -13,7 +13,7 @@ from queue import Queue
 import numpy as np
 import torch
 
-from ensemble.competition.baseline import ShapeSum
+from ensemble.competition.baseline import ShapeSum, mean_relative_shape
 from ensemble.competition.layout import Layout, dataset_layout
 from ensemble.competition.metric import validation_score
 from ensemble.errors import InputError
@@ -141,11 +141,7 @@ class RunData:
     def mean_relative_shape(self) -> np.ndarray:
         """Mean training shape (N, 2) in coordinates divided by each image's (width, height),
         missing labels left out: the mean shape of the baseline."""
-        total = ShapeSum(self.n_points)
-        for rows in row_blocks(self.train_indices):
-            sizes = np.asarray(self.train.sizes[rows], np.float64)
-            total.add(self.points[rows].astype(np.float64) / sizes[:, None, :])
-        return total.mean()
+        return mean_relative_shape(self.points, self.train.sizes, rows=self.train_indices)
 
     def baseline_val_score(self) -> float:
         """Val score of the mean-shape baseline (mean of points / image size, per image size)."""

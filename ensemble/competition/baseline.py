@@ -62,14 +62,20 @@ def mean_shape(points: np.ndarray, path: str | Path | None = None) -> np.ndarray
 
 
 def mean_relative_shape(
-    points: np.ndarray, sizes: np.ndarray, path: str | Path | None = None
+    points: np.ndarray,
+    sizes: np.ndarray,
+    path: str | Path | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mean over images of `points` (n, N, 2) divided by their images' (width, height) `sizes`
-    (n, 2), missing values left out; float64, computed a few thousand images at a time."""
+    """Mean over images (`rows` of them; default all) of `points` (n, N, 2) divided by their
+    images' (width, height) `sizes` (n, 2), missing values left out; float64, computed a few
+    thousand images at a time (no copy of the rows' labels)."""
+    rows = np.arange(len(points)) if rows is None else np.asarray(rows)
     total = ShapeSum(points.shape[1])
-    for start in range(0, len(points), _ROWS):
-        stop = start + _ROWS
-        total.add(np.asarray(points[start:stop], np.float64) / sizes[start:stop, None, :])
+    for start in range(0, len(rows), _ROWS):
+        block = rows[start : start + _ROWS]
+        block_sizes = np.asarray(sizes[block], np.float64)
+        total.add(np.asarray(points[block], np.float64) / block_sizes[:, None, :])
     return total.mean(path)
 
 
