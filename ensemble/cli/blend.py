@@ -161,6 +161,8 @@ def blend(
     if compare:
         if runs_dir is None or output is not None:
             raise click.UsageError("--compare goes with --fit RUNS and writes nothing (no -o)")
+        if method != "lsq" or per_region:
+            raise click.UsageError("--compare scores every method: no --method or --per-region")
         _warn_other_data(runs_dir, data)
         _compare(runs_dir, data, rounds)
         return

@@ -185,3 +185,12 @@ def test_compare_on_too_few_images_says_it_did_not_cross_validate(tmp_path):
     assert "too few to cross-validate" in first and "5 folds" not in first
     methods = [line.split()[0] for line in result.output.splitlines()[2:]]
     assert "shrink" not in methods and "stack" not in methods and "keep lsq" in result.output
+
+
+def test_compare_refuses_the_options_it_would_ignore(tmp_path):
+    from tests.helpers import make_runs
+
+    runs, *_ = make_runs(tmp_path, [1.0, 2.0])
+    for extra in (["--method", "stack"], ["--per-region"]):
+        result = CliRunner().invoke(cli, ["blend", "--fit", str(runs), "--compare", *extra])
+        assert result.exit_code == 2 and "scores every method" in result.output
